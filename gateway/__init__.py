@@ -1,0 +1,1 @@
+"""weightgate: an export-control gateway for closed AI model weights."""

@@ -1,0 +1,150 @@
+"""The routes of the contract. Each one reads as: who may call it, what it asks a service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.api.deps import ContextDep, PrincipalDep, SecurityReader, ServicesDep
+from gateway.api.schemas import ExplainBody, GrantBody
+from gateway.errors import NotFound
+from gateway.policy.explain import explain
+from gateway.service import GrantRequest
+from gateway.storage.local import BLOB_ROUTE, LocalBlobStore
+
+router = APIRouter()
+
+
+@router.post("/v1/grants", status_code=201)
+def create_grant(
+    body: GrantBody, principal: PrincipalDep, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    request = GrantRequest(body.model, body.revision, body.files, body.recipient_key)
+    return services.grants.request_grant(principal, request, context).body
+
+
+@router.get("/v1/grants/{grant_id}")
+def get_grant(grant_id: str, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    return services.grants.grant_status(principal, grant_id)
+
+
+@router.delete("/v1/grants/{grant_id}")
+def revoke_grant(
+    grant_id: str, principal: PrincipalDep, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    return services.grants.revoke(principal, grant_id, context)
+
+
+@router.get("/v1/grants/{grant_id}/files/{path:path}", status_code=307)
+def grant_file(
+    grant_id: str,
+    path: str,
+    services: ServicesDep,
+    context: ContextDep,
+    cap: Annotated[str, Query(max_length=128)] = "",
+) -> RedirectResponse:
+    url = services.grants.storage_redirect(grant_id, path, cap, context)
+    return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+
+
+@router.get(BLOB_ROUTE + "{key:path}")
+def blob(
+    key: str,
+    services: ServicesDep,
+    v: Annotated[str, Query(max_length=128)],
+    exp: Annotated[int, Query(ge=0)],
+    sig: Annotated[str, Query(max_length=128)],
+) -> FileResponse:
+    if not isinstance(services.blobs, LocalBlobStore):
+        raise NotFound("this gateway does not serve blobs itself")
+    path = services.blobs.open_signed(key, v, exp, sig, services.clock.now())
+    return FileResponse(path, media_type="application/octet-stream")
+
+
+@router.get("/v1/models")
+def list_models(_principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "id": m.id,
+                "eccn": m.eccn.value,
+                "training_ops": m.training_ops,
+                "revisions": list(m.revisions),
+            }
+            for m in services.catalog.models()
+        ]
+    }
+
+
+@router.post("/v1/policy/explain")
+def policy_explain(
+    body: ExplainBody, _principal: PrincipalDep, services: ServicesDep
+) -> dict[str, Any]:
+    decision = explain(
+        services.pack,
+        country=body.country,
+        org_hq=body.org_hq,
+        parent_hq=body.parent_hq,
+        ip_country=body.ip_country,
+        eccn=body.eccn,
+        on=body.at or services.clock.now().date(),
+    )
+    return decision.to_dict()
+
+
+@router.get("/v1/audit/entries")
+def audit_entries(
+    _reader: SecurityReader,
+    services: ServicesDep,
+    subject: str | None = None,
+    org: str | None = None,
+    model: str | None = None,
+    event: str | None = None,
+    decision: Literal["allow", "deny"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: Annotated[int, Query(ge=-1)] = -1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    rows = services.audit.query(
+        subject=subject,
+        org=org,
+        model=model,
+        event=event,
+        decision=decision,
+        since=since,
+        until=until,
+        after=after,
+        limit=limit,
+    )
+    return {
+        "entries": [{**r.as_dict(), "leaf_hash": r.leaf_hash.hex()} for r in rows],
+        "next_after": rows[-1].index if len(rows) == limit else None,
+    }
+
+
+@router.get("/v1/audit/checkpoint", response_class=PlainTextResponse)
+def audit_checkpoint(services: ServicesDep) -> str:
+    note = services.audit.latest_checkpoint()
+    if note is None:
+        raise NotFound("the audit log is empty")
+    return note
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(services: ServicesDep) -> dict[str, str]:
+    return services.check_ready()
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,27 @@
+"""Request bodies. Responses are plain dicts built by the services."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GrantBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1, max_length=200)
+    revision: str | None = Field(default=None, max_length=64)
+    files: list[str] | None = Field(default=None, max_length=10_000)
+    recipient_key: str = Field(min_length=1, max_length=4096)
+
+
+class ExplainBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    country: str = Field(min_length=2, max_length=2)
+    org_hq: str | None = Field(default=None, min_length=2, max_length=2)
+    parent_hq: str | None = Field(default=None, min_length=2, max_length=2)
+    ip_country: str | None = Field(default=None, min_length=2, max_length=2)
+    eccn: str = Field(default="4E091", max_length=16)
+    at: date | None = None

@@ -1,0 +1,67 @@
+"""RFC 6962 / RFC 9162 Merkle tree hashing. Pure: bytes in, hashes out."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+HASH_SIZE = 32
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(entry: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class CompactRange:
+    """The right edge of a growing tree: one hash per perfect subtree.
+
+    A tree of size n is the concatenation of perfect subtrees, one per set bit
+    of n, largest first. Keeping only their roots makes an append O(log n) and
+    lets the root be computed at every size, which the verifier needs to check
+    each signed checkpoint as it streams past.
+    """
+
+    def __init__(self, size: int = 0, hashes: Iterable[bytes] = ()) -> None:
+        self.size = size
+        self._hashes = list(hashes)
+        if len(self._hashes) != size.bit_count():
+            raise ValueError("compact range does not match its size")
+
+    @classmethod
+    def from_bytes(cls, size: int, packed: bytes) -> CompactRange:
+        hashes = [packed[i : i + HASH_SIZE] for i in range(0, len(packed), HASH_SIZE)]
+        return cls(size, hashes)
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self._hashes)
+
+    def append(self, leaf: bytes) -> None:
+        node = leaf
+        size = self.size
+        # Each trailing 1-bit of the old size is a perfect subtree of the same
+        # height as the one being carried, so the two merge, like binary addition.
+        while size & 1:
+            node = node_hash(self._hashes.pop(), node)
+            size >>= 1
+        self._hashes.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self._hashes:
+            return EMPTY_ROOT
+        root = self._hashes[-1]
+        for left in reversed(self._hashes[:-1]):
+            root = node_hash(left, root)
+        return root
+
+
+def root_of(entries: Iterable[bytes]) -> bytes:
+    tree = CompactRange()
+    for entry in entries:
+        tree.append(leaf_hash(entry))
+    return tree.root()

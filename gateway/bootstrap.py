@@ -1,0 +1,136 @@
+"""The composition root: settings in, services out. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit.log import AuditLog
+from gateway.catalog import Catalog
+from gateway.clock import Clock, SystemClock
+from gateway.config import Settings
+from gateway.crypto.keyring import GatewayKeys
+from gateway.crypto.keystore import LocalKeystore
+from gateway.errors import InvalidInput, Unavailable
+from gateway.identity import dev_issuer
+from gateway.identity.issuers import load_issuers_file
+from gateway.identity.tokens import TokenVerifier
+from gateway.policy.pack import PolicyPack, load_pack
+from gateway.service import GrantService
+from gateway.state.database import create_schema, make_engine, session_factory
+from gateway.storage.interfaces import BlobStore
+from gateway.storage.local import LocalBlobStore
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sessions: sessionmaker[Session]
+    pack: PolicyPack
+    keys: GatewayKeys
+    keystore: LocalKeystore
+    blobs: BlobStore
+    audit: AuditLog
+    catalog: Catalog
+    grants: GrantService
+    verifier: TokenVerifier
+
+    def check_ready(self) -> dict[str, str]:
+        """Each dependency's state; raises Unavailable if any is down."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise Unavailable("database is unreachable") from exc
+        self.blobs.check()
+        self.keystore.check()
+        return {"database": "ok", "storage": "ok", "keys": "ok"}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_storage(settings: Settings, url_key: bytes) -> BlobStore:
+    location = settings.resolved_storage()
+    if location.startswith("file://"):
+        return LocalBlobStore(Path(location.removeprefix("file://")), url_key, settings.url)
+    raise InvalidInput(f"WEIGHTGATE_STORAGE {location!r}: only file:// is supported in this build")
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    keys_dir = settings.keys_dir
+    if not keys_dir.is_dir():
+        raise Unavailable(f"no keys in {keys_dir}; run `weightgate keys init`")
+    keys = GatewayKeys.load(keys_dir)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        create_schema(engine)
+    except SQLAlchemyError as exc:
+        raise Unavailable("the database is unreachable") from exc
+    sessions = session_factory(engine)
+    pack = load_pack(settings.policy)
+    keystore = LocalKeystore(keys_dir)
+    blobs = build_storage(settings, keys.url_hmac)
+    audit = AuditLog(
+        sessions,
+        origin=settings.audit_origin,
+        signer=keys.audit_signer,
+        checkpoint_dir=settings.home / "checkpoints",
+    )
+    catalog = Catalog(
+        sessions,
+        audit=audit,
+        keystore=keystore,
+        blobs=blobs,
+        clock=clock,
+        scratch=settings.home / "tmp",
+    )
+    ttl = min(settings.grant_ttl_seconds, settings.grant_max_ttl_seconds)
+    grants = GrantService(
+        sessions=sessions,
+        catalog=catalog,
+        audit=audit,
+        keystore=keystore,
+        blobs=blobs,
+        pack=pack,
+        clock=clock,
+        public_url=settings.url,
+        url_key=keys.url_hmac,
+        audit_hash_key=keys.audit_hmac,
+        grant_ttl=timedelta(seconds=ttl),
+    )
+    issuers = load_issuers_file(settings.issuers_file) if settings.issuers_file else []
+    dev = dev_issuer.trusted(keys_dir)
+    if dev is not None:
+        _log.warning(
+            "the development token issuer is trusted; delete %s in production",
+            keys_dir / dev_issuer.JWKS_FILE,
+        )
+        issuers.append(dev)
+    verifier = TokenVerifier(issuers, clock, timedelta(seconds=settings.token_leeway_seconds))
+    return Services(
+        settings,
+        clock,
+        engine,
+        sessions,
+        pack,
+        keys,
+        keystore,
+        blobs,
+        audit,
+        catalog,
+        grants,
+        verifier,
+    )

@@ -1,0 +1,305 @@
+"""The catalog: organisations and published models; every change is audited with it."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
+
+from cryptography.cobblestone import Cobblestone256Encryptor
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit.events import RequestContext, build_event
+from gateway.audit.log import AuditLog
+from gateway.clock import Clock
+from gateway.crypto.fileformat import ALGORITHM, KEY_SIZE, encrypt_stream, file_context
+from gateway.crypto.keystore import Keystore
+from gateway.errors import Conflict, InvalidInput, NotFound, Unavailable
+from gateway.policy.countries import country_code
+from gateway.policy.pack import Eccn
+from gateway.state.tables import Model, ModelFile, Organisation, Revision
+from gateway.storage.interfaces import BlobStore
+
+# 4E091: weights of a model trained with 10^26 or more operations.
+CONTROL_THRESHOLD_OPS = Decimal("1e26")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")
+T = TypeVar("T")
+_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_org_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise InvalidInput(
+            f"organisation id {value!r} must be 1-64 letters, digits, '.', '_' or '-'"
+        )
+    return value
+
+
+def check_model_id(value: str) -> str:
+    if not _MODEL_ID.fullmatch(value):
+        raise InvalidInput(f"model id {value!r} must look like NAME or ORG/NAME")
+    return value
+
+
+def check_revision(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise InvalidInput(f"revision {value!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def check_file_path(value: str) -> str:
+    parts = PurePosixPath(value).parts
+    if not parts or value.startswith("/") or not all(_PATH_PART.fullmatch(p) for p in parts):
+        raise InvalidInput(f"file path {value!r} is not a safe relative path")
+    return value
+
+
+def parse_training_ops(value: str) -> Decimal:
+    """Operations used in training; scientific notation welcome (``3e26``)."""
+    try:
+        ops = Decimal(value)
+    except InvalidOperation:
+        raise InvalidInput(f"training operations {value!r} is not a number") from None
+    if not ops.is_finite() or ops < 0:
+        raise InvalidInput("training operations must be a non-negative number")
+    return ops
+
+
+@dataclass(frozen=True)
+class OrgView:
+    id: str
+    name: str
+    hq: str
+    parent_hq: str | None
+
+
+@dataclass(frozen=True)
+class ModelView:
+    id: str
+    eccn: Eccn
+    training_ops: str | None
+    revisions: tuple[str, ...]
+
+
+class Catalog:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        audit: AuditLog,
+        keystore: Keystore,
+        blobs: BlobStore,
+        clock: Clock,
+        scratch: Path,
+    ) -> None:
+        self._sessions = sessions
+        self._audit = audit
+        self._keystore = keystore
+        self._blobs = blobs
+        self._clock = clock
+        self._scratch = scratch
+
+    # Organisations -------------------------------------------------------
+
+    def add_org(
+        self, org_id: str, *, name: str, hq: str, parent_hq: str | None, context: RequestContext
+    ) -> OrgView:
+        org = OrgView(
+            check_org_id(org_id),
+            name.strip() or org_id,
+            country_code(hq, what="headquarters"),
+            country_code(parent_hq, what="parent headquarters") if parent_hq else None,
+        )
+        if self.org(org.id) is not None:
+            raise Conflict(f"organisation {org.id} already exists")
+        now = self._clock.now()
+
+        def insert(session: Session, _indices: list[int]) -> None:
+            session.add(
+                Organisation(
+                    id=org.id,
+                    name=org.name,
+                    hq_country=org.hq,
+                    parent_hq_country=org.parent_hq,
+                    created_at=now,
+                )
+            )
+
+        event = build_event(
+            "org.add",
+            time=now,
+            context=context,
+            actor={"subject": "operator", "org": None},
+            org={"id": org.id, "name": org.name, "hq": org.hq, "parent_hq": org.parent_hq},
+        )
+        self._audit.append([event], insert)
+        return org
+
+    def org(self, org_id: str) -> OrgView | None:
+        row = self._read(lambda s: s.get(Organisation, org_id))
+        return OrgView(row.id, row.name, row.hq_country, row.parent_hq_country) if row else None
+
+    # Models --------------------------------------------------------------
+
+    def models(self) -> list[ModelView]:
+        def load(session: Session) -> list[ModelView]:
+            views = []
+            for model in session.scalars(select(Model).order_by(Model.id)):
+                revisions = session.scalars(
+                    select(Revision.revision)
+                    .where(Revision.model_id == model.id)
+                    .order_by(Revision.published_at)
+                )
+                views.append(
+                    ModelView(model.id, Eccn(model.eccn), model.training_ops, tuple(revisions))
+                )
+            return views
+
+        return self._read(load)
+
+    def model(self, model_id: str) -> ModelView:
+        for view in self.models():
+            if view.id == model_id:
+                return view
+        raise NotFound(f"no model {model_id!r}")
+
+    def files(self, model_id: str, revision: str) -> list[ModelFile]:
+        return self._read(
+            lambda s: list(
+                s.scalars(
+                    select(ModelFile)
+                    .where(ModelFile.model_id == model_id, ModelFile.revision == revision)
+                    .order_by(ModelFile.path)
+                )
+            )
+        )
+
+    def file(self, file_version: str) -> ModelFile | None:
+        return self._read(lambda s: s.get(ModelFile, file_version))
+
+    def publish(
+        self,
+        directory: Path,
+        *,
+        model_id: str,
+        revision: str,
+        eccn: Eccn,
+        training_ops: Decimal | None,
+        context: RequestContext,
+    ) -> list[ModelFile]:
+        check_model_id(model_id)
+        check_revision(revision)
+        if (
+            training_ops is not None
+            and training_ops >= CONTROL_THRESHOLD_OPS
+            and eccn is Eccn.EAR99
+        ):
+            raise InvalidInput(
+                f"a model trained with {training_ops:.3E} operations is at or above the 4E091 "
+                "threshold of 1E+26; classify it 4E091"
+            )
+        sources = list(_model_files(directory))
+        existing = next((m for m in self.models() if m.id == model_id), None)
+        if existing is not None and revision in existing.revisions:
+            raise Conflict(f"{model_id}@{revision} is already published")
+        if existing is not None and existing.eccn is not eccn:
+            raise Conflict(f"{model_id} is classified {existing.eccn.value}, not {eccn.value}")
+        rows = [self._encrypt_and_store(src, rel, model_id, revision) for src, rel in sources]
+        now = self._clock.now()
+
+        def register(session: Session, _indices: list[int]) -> None:
+            if existing is None:
+                ops = None if training_ops is None else str(training_ops)
+                session.add(Model(id=model_id, eccn=eccn.value, training_ops=ops, created_at=now))
+                session.flush()
+            session.add(Revision(model_id=model_id, revision=revision, published_at=now))
+            session.add_all(rows)
+
+        event = build_event(
+            "model.publish",
+            time=now,
+            context=context,
+            actor={"subject": "operator", "org": None},
+            model=model_id,
+            revision=revision,
+            eccn=eccn.value,
+            training_ops=None if training_ops is None else str(training_ops),
+            files=[
+                {"path": r.path, "size": r.plaintext_size, "sha256": r.plaintext_sha256}
+                for r in rows
+            ],
+        )
+        self._audit.append([event], register)
+        return rows
+
+    def _encrypt_and_store(
+        self, source: Path, path: str, model_id: str, revision: str
+    ) -> ModelFile:
+        file_version = uuid.uuid4().hex
+        data_key = _new_data_key()
+        context = file_context(
+            model=model_id, revision=revision, path=path, file_version=file_version
+        )
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self._scratch) as sealed, source.open("rb") as plain:
+            encrypted = encrypt_stream(data_key, context, plain, sealed)
+            sealed.seek(0)
+            stored = self._blobs.put(f"objects/{file_version}", sealed)
+        kek_id, wrapped = self._keystore.wrap(
+            data_key, key_context(model_id, revision, path, file_version)
+        )
+        return ModelFile(
+            file_version=file_version,
+            model_id=model_id,
+            revision=revision,
+            path=path,
+            plaintext_size=encrypted.plaintext_size,
+            ciphertext_size=encrypted.ciphertext_size,
+            plaintext_sha256=encrypted.plaintext_sha256,
+            header=encrypted.header,
+            algorithm=ALGORITHM,
+            object_key=stored.key,
+            object_version=stored.version,
+            kek_id=kek_id,
+            wrapped_key=wrapped,
+        )
+
+    def _read(self, query: Callable[[Session], T]) -> T:
+        try:
+            with self._sessions() as session:
+                return query(session)
+        except SQLAlchemyError as exc:
+            raise Unavailable("the database is unavailable") from exc
+
+
+def key_context(model_id: str, revision: str, path: str, file_version: str) -> dict[str, str]:
+    """What a wrapped data key is bound to in the keystore (its associated data)."""
+    return {"model": model_id, "revision": revision, "path": path, "file_version": file_version}
+
+
+def _new_data_key() -> bytes:
+    key = Cobblestone256Encryptor.generate_key()
+    assert len(key) == KEY_SIZE
+    return key
+
+
+def _model_files(directory: Path) -> Iterator[tuple[Path, str]]:
+    if not directory.is_dir():
+        raise InvalidInput(f"{directory} is not a directory")
+    found = False
+    for source in sorted(directory.rglob("*")):
+        relative = source.relative_to(directory)
+        if any(part.startswith(".") for part in relative.parts) or not source.is_file():
+            continue
+        found = True
+        yield source, check_file_path(relative.as_posix())
+    if not found:
+        raise InvalidInput(f"{directory} holds no files to publish")

@@ -1,0 +1,1 @@
+"""The ``weightgate`` command line: typer commands over the same services as the HTTP API."""

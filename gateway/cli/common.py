@@ -1,0 +1,30 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from datetime import date
+
+from gateway.audit.events import RequestContext
+from gateway.bootstrap import Services, build_services
+from gateway.config import Settings
+from gateway.errors import InvalidInput
+
+
+def operator_services() -> Services:
+    """Operator commands run on the gateway host, against its configuration directly."""
+    return build_services(Settings())
+
+
+def operator_context() -> RequestContext:
+    return RequestContext(request_id=uuid.uuid4().hex, client_address=f"cli:{getpass.getuser()}")
+
+
+def parse_day(value: str | None, *, what: str = "--at") -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{what} must be a date as YYYY-MM-DD, not {value!r}") from None

@@ -1,0 +1,65 @@
+"""A thin HTTP client for the gateway that turns problem+json answers back into domain errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from gateway import errors
+
+_BY_STATUS: dict[int, type[errors.WeightgateError]] = {
+    401: errors.Unauthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    410: errors.Gone,
+    422: errors.InvalidInput,
+    503: errors.Unavailable,
+}
+
+
+def raise_for_problem(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        body = {}
+    detail = str(body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
+    if response.status_code == 403 and body.get("code") == "policy_denied":
+        raise errors.PolicyDenied(
+            detail,
+            decision={
+                "reasons": body.get("reasons", []),
+                "tier": body.get("tier"),
+                "policy": body.get("policy"),
+            },
+        )
+    kind = _BY_STATUS.get(response.status_code, errors.Unavailable)
+    raise kind(f"{detail} (HTTP {response.status_code})")
+
+
+class GatewayClient:
+    def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0) -> None:
+        if not token:
+            raise errors.Unauthenticated("no token: set WEIGHTGATE_TOKEN")
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, self.base_url + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(
+                f"cannot reach the gateway at {self.base_url}: {exc}"
+            ) from None
+        raise_for_problem(response)
+        return response.json()

@@ -1,0 +1,44 @@
+"""Settings, read once from the environment (``WEIGHTGATE_*``) by the composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.policy.pack import DEFAULT_PACK
+
+
+class Settings(BaseSettings):
+    """The gateway's configuration; see the README for each variable."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIGHTGATE_", extra="ignore")
+
+    home: Path = Path(".weightgate")
+    keys_dir: Path = Path("keys")
+    database_url: str | None = None
+    storage: str | None = None
+    s3_endpoint_url: str | None = None
+    url: str = "http://127.0.0.1:8080"
+    policy: str = DEFAULT_PACK
+    issuers_file: Path | None = None
+    audit_origin: str = "weightgate.local/audit"
+    grant_ttl_seconds: int = Field(default=900, gt=0)
+    grant_max_ttl_seconds: int = Field(default=3600, gt=0)
+    token_leeway_seconds: int = Field(default=30, ge=0, le=60)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'weightgate.db').resolve()}"
+
+    def resolved_storage(self) -> str:
+        return self.storage or f"file://{(self.home / 'blobs').resolve()}"
+
+
+class ClientSettings(BaseSettings):
+    """What a client (``weightgate fetch``) needs: where the gateway is and who we are."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIGHTGATE_", extra="ignore")
+
+    url: str = "http://127.0.0.1:8080"
+    token: str | None = None

@@ -1,0 +1,1 @@
+"""Encryption: the file format (pure), key release with HPKE, and keystores."""

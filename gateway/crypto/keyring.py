@@ -1,0 +1,52 @@
+"""The gateway's own keys in ``WEIGHTGATE_KEYS_DIR``: created by ``keys init``, loaded at start."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, read_secret, write_secret
+from gateway.crypto.keystore import LocalKeystore
+from gateway.identity import dev_issuer
+
+AUDIT_SIGNING_KEY = "audit-ed25519.pem"
+AUDIT_HMAC_KEY = "audit-hmac.key"
+URL_HMAC_KEY = "url-hmac.key"
+
+
+def init_keys(keys_dir: Path) -> list[str]:
+    """Create whatever key is missing; never touch one that exists. Returns what was created."""
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created = []
+    keystore = LocalKeystore(keys_dir)
+    if not (keys_dir / "kek").is_dir() or not any((keys_dir / "kek").glob("v*.key")):
+        created.append(f"key-encryption key {keystore.create()}")
+    if not (keys_dir / AUDIT_SIGNING_KEY).exists():
+        write_secret(keys_dir / AUDIT_SIGNING_KEY, ed25519_to_pem(Ed25519PrivateKey.generate()))
+        created.append("audit signing key (Ed25519)")
+    for name, label in ((AUDIT_HMAC_KEY, "audit hashing key"), (URL_HMAC_KEY, "URL signing key")):
+        if not (keys_dir / name).exists():
+            write_secret(keys_dir / name, os.urandom(32))
+            created.append(label)
+    if not (keys_dir / dev_issuer.JWKS_FILE).exists():
+        dev_issuer.create(keys_dir)
+        created.append("development token issuer (EdDSA)")
+    return created
+
+
+@dataclass(frozen=True)
+class GatewayKeys:
+    audit_signer: Ed25519PrivateKey
+    audit_hmac: bytes
+    url_hmac: bytes
+
+    @classmethod
+    def load(cls, keys_dir: Path) -> GatewayKeys:
+        return cls(
+            audit_signer=load_ed25519(keys_dir / AUDIT_SIGNING_KEY),
+            audit_hmac=read_secret(keys_dir / AUDIT_HMAC_KEY),
+            url_hmac=read_secret(keys_dir / URL_HMAC_KEY),
+        )

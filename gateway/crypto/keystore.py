@@ -1,0 +1,91 @@
+"""Keystores hold the key-encryption keys (KEKs) that wrap every file's data key.
+
+Data keys never rest in the clear: the catalog stores them wrapped, with the
+file's identity as associated data, so a wrapped key copied onto another file's
+row does not unwrap. KEKs are versioned; new wraps use the newest version and
+old versions stay readable, so rotation re-wraps data keys without touching
+the weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gateway.canonical import canonical_json
+from gateway.crypto.keyfiles import read_secret, write_secret
+from gateway.errors import IntegrityError, Unavailable
+
+_FORMAT_V1 = b"\x01"
+_NONCE_SIZE = 12
+
+
+class Keystore(Protocol):
+    def wrap(self, data_key: bytes, context: dict[str, str]) -> tuple[str, bytes]:
+        """Wrap ``data_key`` under the current KEK; returns (kek id, wrapped blob)."""
+        ...
+
+    def unwrap(self, kek_id: str, wrapped: bytes, context: dict[str, str]) -> bytes:
+        """Unwrap; raises IntegrityError on any mismatch, Unavailable if the KEK is gone."""
+        ...
+
+    def check(self) -> None:
+        """Raise Unavailable unless the current KEK can be used."""
+        ...
+
+
+class LocalKeystore:
+    """KEKs as 32-byte files ``kek/v<N>.key`` under the keys directory (mode 0600)."""
+
+    def __init__(self, keys_dir: Path) -> None:
+        self._dir = keys_dir / "kek"
+
+    def create(self) -> str:
+        """Add a new KEK version and make it current; returns its id."""
+        version = self._newest_version() + 1
+        write_secret(self._dir / f"v{version}.key", AESGCM.generate_key(bit_length=256))
+        return f"local:v{version}"
+
+    def _newest_version(self) -> int:
+        if not self._dir.is_dir():
+            return 0
+        versions = [int(p.stem[1:]) for p in self._dir.glob("v*.key") if p.stem[1:].isdigit()]
+        return max(versions, default=0)
+
+    def _kek(self, kek_id: str) -> bytes:
+        scheme, _, version = kek_id.partition(":")
+        if scheme != "local" or not version.startswith("v") or not version[1:].isdigit():
+            raise IntegrityError("unwrap failed")
+        return read_secret(self._dir / f"{version}.key")
+
+    def check(self) -> None:
+        if self._newest_version() == 0:
+            raise Unavailable("the local keystore has no KEK; run `weightgate keys init`")
+        self._kek(self._current_id())
+
+    def _current_id(self) -> str:
+        return f"local:v{self._newest_version()}"
+
+    def wrap(self, data_key: bytes, context: dict[str, str]) -> tuple[str, bytes]:
+        self.check()
+        kek_id = self._current_id()
+        nonce = os.urandom(_NONCE_SIZE)
+        sealed = AESGCM(self._kek(kek_id)).encrypt(nonce, data_key, _aad(kek_id, context))
+        return kek_id, _FORMAT_V1 + nonce + sealed
+
+    def unwrap(self, kek_id: str, wrapped: bytes, context: dict[str, str]) -> bytes:
+        if wrapped[:1] != _FORMAT_V1:
+            raise IntegrityError("unwrap failed")
+        nonce, sealed = wrapped[1 : 1 + _NONCE_SIZE], wrapped[1 + _NONCE_SIZE :]
+        try:
+            return AESGCM(self._kek(kek_id)).decrypt(nonce, sealed, _aad(kek_id, context))
+        except InvalidTag:
+            raise IntegrityError("unwrap failed") from None
+
+
+def _aad(kek_id: str, context: dict[str, str]) -> bytes:
+    return b"weightgate.dek.v1\x00" + canonical_json({"kek": kek_id, **context})

@@ -1,0 +1,1 @@
+"""Who is asking: JWT verification against trusted issuers, mapped to a Principal."""

@@ -1,0 +1,1 @@
+"""Export policy: pure data and pure decisions, no I/O beyond loading a pack."""

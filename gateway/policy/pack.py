@@ -1,0 +1,175 @@
+"""Policy packs: which country is in which tier on which day, and what each tier may receive.
+
+A pack is loaded from TOML and validated completely before it can be used, so
+a bad pack is refused at load time and never half-applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import InvalidInput
+from gateway.policy.countries import iso_countries
+
+DEFAULT_PACK = "ai-diffusion-2025"
+TIERS = (1, 2, 3)
+
+
+class Eccn(StrEnum):
+    """Export classifications a model can carry."""
+
+    AI_MODEL_WEIGHTS = "4E091"
+    EAR99 = "EAR99"
+
+
+@dataclass(frozen=True)
+class Membership:
+    country: str
+    since: date | None
+    until: date | None  # exclusive
+
+    def active_on(self, day: date) -> bool:
+        return (self.since is None or self.since <= day) and (
+            self.until is None or day < self.until
+        )
+
+
+@dataclass(frozen=True)
+class Group:
+    id: str
+    tier: int
+    citation: str
+    members: tuple[Membership, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    eccn: Eccn
+    citation: str
+    allow_tiers: frozenset[int]
+
+
+@dataclass(frozen=True)
+class CountryTier:
+    """A country's tier on a given day, and the group (with its citation) that put it there."""
+
+    country: str
+    tier: int
+    group: str | None
+    citation: str
+
+
+@dataclass(frozen=True)
+class PolicyPack:
+    name: str
+    version: str
+    effective_from: date
+    default_tier: int
+    groups: tuple[Group, ...]
+    rules: tuple[Rule, ...]
+    sha256: str
+
+    def in_effect(self, day: date) -> bool:
+        return day >= self.effective_from
+
+    def tier_of(self, country: str, day: date) -> CountryTier:
+        if country not in iso_countries():
+            raise InvalidInput(f"{country!r} is not an ISO 3166-1 alpha-2 country code")
+        for group in self.groups:
+            if any(m.country == country and m.active_on(day) for m in group.members):
+                return CountryTier(country, group.tier, group.id, group.citation)
+        return CountryTier(
+            country,
+            self.default_tier,
+            None,
+            f"{self.name}: every country in no group is Tier {self.default_tier}",
+        )
+
+    def rule_for(self, eccn: Eccn) -> Rule | None:
+        return next((rule for rule in self.rules if rule.eccn == eccn), None)
+
+
+def load_pack(name_or_path: str) -> PolicyPack:
+    """Load a shipped pack by name, or an operator's pack from a file path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml":
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read policy pack {path}: {exc.strerror}") from None
+        source = str(path)
+    else:
+        resource = resources.files("gateway.policy").joinpath(f"packs/{name_or_path}.toml")
+        if not resource.is_file():
+            raise InvalidInput(f"no policy pack named {name_or_path!r}")
+        raw = resource.read_bytes()
+        source = name_or_path
+    return parse_pack(raw, source=source)
+
+
+def parse_pack(raw: bytes, *, source: str) -> PolicyPack:
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+        return _build(data, sha256=hashlib.sha256(raw).hexdigest())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"policy pack {source}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"policy pack {source}: {exc}") from None
+
+
+def _date(value: Any, what: str) -> date:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        return date.fromisoformat(value)
+    raise ValueError(f"{what} must be a date (YYYY-MM-DD)")
+
+
+def _build(data: dict[str, Any], *, sha256: str) -> PolicyPack:
+    countries = iso_countries()
+    default_tier = int(data["default_tier"])
+    if default_tier not in TIERS:
+        raise ValueError(f"default_tier must be one of {TIERS}")
+    groups: list[Group] = []
+    seen: dict[str, str] = {}
+    for raw_group in data["groups"]:
+        group_id = str(raw_group["id"])
+        tier = int(raw_group["tier"])
+        if tier not in TIERS:
+            raise ValueError(f"group {group_id}: tier must be one of {TIERS}")
+        members = []
+        for raw_member in raw_group["members"]:
+            code = str(raw_member["country"])
+            if code not in countries:
+                raise ValueError(f"group {group_id}: {code!r} is not an ISO 3166-1 code")
+            if code in seen:
+                # Dated overlaps would need interval arithmetic to rule out; a
+                # pack that lists a country twice is refused until that exists.
+                raise ValueError(f"{code} is in both {seen[code]} and {group_id}")
+            seen[code] = group_id
+            since = _date(raw_member["since"], "since") if "since" in raw_member else None
+            until = _date(raw_member["until"], "until") if "until" in raw_member else None
+            if since and until and since >= until:
+                raise ValueError(f"group {group_id}: {code} has since >= until")
+            members.append(Membership(code, since, until))
+        groups.append(Group(group_id, tier, str(raw_group["citation"]), tuple(members)))
+    rules = tuple(
+        Rule(Eccn(raw["eccn"]), str(raw["citation"]), frozenset(int(t) for t in raw["allow_tiers"]))
+        for raw in data["rules"]
+    )
+    return PolicyPack(
+        name=str(data["name"]),
+        version=str(data["version"]),
+        effective_from=_date(data["effective_from"], "effective_from"),
+        default_tier=default_tier,
+        groups=tuple(groups),
+        rules=rules,
+        sha256=sha256,
+    )

@@ -1,0 +1,324 @@
+"""The grant use case: identity -> policy -> audit -> keys and URLs.
+
+The order is the security argument. Everything that can fail (the model, the
+keystore, the recipient key) is checked first; the decision is made by the
+pure policy engine; the decision and the grant are committed to the audit log
+in one durable transaction; and only then do wrapped keys and URLs leave.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit.events import RequestContext, build_event
+from gateway.audit.log import AuditLog
+from gateway.catalog import Catalog, check_file_path, check_model_id, check_revision, key_context
+from gateway.clock import Clock
+from gateway.crypto.keyrelease import SUITE_NAME, grant_info, parse_recipient_key, seal_key
+from gateway.crypto.keystore import Keystore
+from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied, Unavailable
+from gateway.identity.principal import Principal, Role
+from gateway.policy.decision import DecisionRequest, decide
+from gateway.policy.pack import PolicyPack
+from gateway.state.tables import Grant, ModelFile
+from gateway.storage.interfaces import BlobStore, StoredObject
+
+STORAGE_URL_LIFETIME = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class GrantRequest:
+    model: str
+    revision: str | None
+    files: list[str] | None
+    recipient_key: str
+
+
+@dataclass(frozen=True)
+class IssuedGrant:
+    body: dict[str, Any]
+
+
+class GrantService:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        catalog: Catalog,
+        audit: AuditLog,
+        keystore: Keystore,
+        blobs: BlobStore,
+        pack: PolicyPack,
+        clock: Clock,
+        public_url: str,
+        url_key: bytes,
+        audit_hash_key: bytes,
+        grant_ttl: timedelta,
+    ) -> None:
+        self._sessions = sessions
+        self._catalog = catalog
+        self._audit = audit
+        self._keystore = keystore
+        self._blobs = blobs
+        self.pack = pack
+        self._clock = clock
+        self._public_url = public_url.rstrip("/")
+        self._url_key = url_key
+        self._hash_key = audit_hash_key
+        self._ttl = grant_ttl
+
+    def request_grant(
+        self, principal: Principal, request: GrantRequest, context: RequestContext
+    ) -> IssuedGrant:
+        recipient = parse_recipient_key(request.recipient_key)
+        model = self._catalog.model(check_model_id(request.model))
+        if not model.revisions:
+            raise NotFound(f"{model.id} has no published revision")
+        revision = check_revision(request.revision) if request.revision else model.revisions[-1]
+        if revision not in model.revisions:
+            raise NotFound(f"{model.id} has no revision {revision!r}")
+        files = self._select_files(model.id, revision, request.files)
+        org = self._catalog.org(principal.org)
+        now = self._clock.now()
+        decision = decide(
+            DecisionRequest(
+                location=principal.country,
+                org_hq=org.hq if org else None,
+                parent_hq=org.parent_hq if org else None,
+                ip_country=None,
+                eccn=model.eccn,
+                on=now.date(),
+            ),
+            self.pack,
+        )
+        common: dict[str, Any] = {
+            "model": model.id,
+            "revision": revision,
+            "decision": decision.to_dict(),
+        }
+        if not decision.allowed:
+            event = build_event(
+                "grant.deny",
+                time=now,
+                context=context,
+                principal=principal,
+                hash_key=self._hash_key,
+                **common,
+            )
+            [index] = self._audit.append([event])
+            raise PolicyDenied(
+                f"export of {model.id} to this requester is denied by {decision.policy}",
+                decision=decision.to_dict(),
+                audit_index=index,
+            )
+
+        grant_id = secrets.token_urlsafe(18)
+        expires_at = now + self._ttl
+        # Keys are unwrapped and sealed before the audit append so a keystore
+        # failure leaves no "allowed" entry behind, yet nothing leaves until
+        # the entry is durable.
+        listed = [self._file_entry(principal, grant_id, f, recipient, expires_at) for f in files]
+        paths = [f.path for f in files]
+
+        def insert(session: Session, indices: list[int]) -> None:
+            session.add(
+                Grant(
+                    id=grant_id,
+                    subject=principal.subject,
+                    org_id=principal.org,
+                    model_id=model.id,
+                    revision=revision,
+                    paths=json.dumps(paths),
+                    created_at=now,
+                    expires_at=expires_at,
+                    revoked_at=None,
+                    audit_index=indices[0],
+                )
+            )
+
+        event = build_event(
+            "grant.allow",
+            time=now,
+            context=context,
+            principal=principal,
+            hash_key=self._hash_key,
+            grant_id=grant_id,
+            expires_at=expires_at.isoformat(),
+            files=paths,
+            **common,
+        )
+        [index] = self._audit.append([event], insert)
+        return IssuedGrant(
+            {
+                "id": grant_id,
+                "subject": principal.subject,
+                "model": model.id,
+                "revision": revision,
+                "eccn": model.eccn.value,
+                "expires_at": expires_at.isoformat(),
+                "audit_index": index,
+                "key_wrapping": SUITE_NAME,
+                "decision": decision.to_dict(),
+                "files": listed,
+            }
+        )
+
+    def _select_files(
+        self, model_id: str, revision: str, wanted: list[str] | None
+    ) -> list[ModelFile]:
+        files = self._catalog.files(model_id, revision)
+        if wanted is None:
+            return files
+        by_path = {f.path: f for f in files}
+        missing = [p for p in wanted if check_file_path(p) not in by_path]
+        if missing:
+            raise NotFound(f"{model_id}@{revision} has no file {missing[0]!r}")
+        if not wanted:
+            raise InvalidInput("files, when given, must name at least one file")
+        return [by_path[p] for p in dict.fromkeys(wanted)]
+
+    def _file_entry(
+        self,
+        principal: Principal,
+        grant_id: str,
+        row: ModelFile,
+        recipient: Any,
+        expires_at: datetime,
+    ) -> dict[str, Any]:
+        data_key = self._keystore.unwrap(
+            row.kek_id,
+            row.wrapped_key,
+            key_context(row.model_id, row.revision, row.path, row.file_version),
+        )
+        info = grant_info(
+            grant_id=grant_id,
+            subject=principal.subject,
+            model=row.model_id,
+            revision=row.revision,
+            path=row.path,
+            expires_at=expires_at,
+        )
+        return {
+            "path": row.path,
+            "size": row.plaintext_size,
+            "ciphertext_size": row.ciphertext_size,
+            "sha256": row.plaintext_sha256,
+            "algorithm": row.algorithm,
+            "file_version": row.file_version,
+            "header": base64.b64encode(row.header).decode(),
+            "wrapped_key": base64.b64encode(seal_key(data_key, recipient, info)).decode(),
+            "url": f"{self._public_url}/v1/grants/{grant_id}/files/{quote(row.path)}"
+            f"?cap={self._capability(grant_id, row.path)}",
+        }
+
+    def _capability(self, grant_id: str, path: str) -> str:
+        message = f"grant-file\x00{grant_id}\x00{path}".encode()
+        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
+
+    def _load_grant(self, grant_id: str) -> Grant:
+        try:
+            with self._sessions() as session:
+                grant = session.get(Grant, grant_id)
+        except SQLAlchemyError as exc:
+            raise Unavailable("the database is unavailable") from exc
+        if grant is None:
+            raise NotFound("no such grant")
+        return grant
+
+    def _state(self, grant: Grant) -> str:
+        if grant.revoked_at is not None:
+            return "revoked"
+        return "expired" if self._clock.now() >= _utc(grant.expires_at) else "active"
+
+    def storage_redirect(
+        self, grant_id: str, path: str, capability: str, context: RequestContext
+    ) -> str:
+        """Re-check the grant and return a storage URL valid for at most 60 seconds."""
+        if not hmac.compare_digest(self._capability(grant_id, path), capability):
+            raise Forbidden("this file URL is not valid")
+        grant = self._load_grant(grant_id)
+        state = self._state(grant)
+        if state != "active":
+            raise Gone(f"grant {grant_id} has {state}; request a new grant")
+        if path not in json.loads(grant.paths):
+            raise NotFound("this grant does not cover that file")
+        row = next(f for f in self._catalog.files(grant.model_id, grant.revision) if f.path == path)
+        now = self._clock.now()
+        url_expires = min(now + STORAGE_URL_LIFETIME, _utc(grant.expires_at))
+        event = build_event(
+            "download.redirect",
+            time=now,
+            context=context,
+            actor={"subject": grant.subject, "org": grant.org_id},
+            grant_id=grant_id,
+            model=grant.model_id,
+            revision=grant.revision,
+            path=path,
+        )
+        self._audit.append([event])
+        return self._blobs.download_url(
+            StoredObject(row.object_key, row.object_version, row.ciphertext_size), url_expires
+        )
+
+    def revoke(
+        self, principal: Principal, grant_id: str, context: RequestContext
+    ) -> dict[str, Any]:
+        """Revoke a grant: its file URLs answer 410 from the next request on."""
+        grant = self._load_grant(grant_id)
+        is_owner = grant.subject == principal.subject and grant.org_id == principal.org
+        if not is_owner and not principal.has_any(Role.ADMIN):
+            raise NotFound("no such grant")
+        if grant.revoked_at is not None:
+            return self.grant_status(principal, grant_id)
+        now = self._clock.now()
+
+        def mark(session: Session, _indices: list[int]) -> None:
+            row = session.get(Grant, grant_id)
+            if row is not None:
+                row.revoked_at = now
+
+        event = build_event(
+            "grant.revoke",
+            time=now,
+            context=context,
+            principal=principal,
+            hash_key=self._hash_key,
+            grant_id=grant_id,
+            model=grant.model_id,
+            revision=grant.revision,
+        )
+        self._audit.append([event], mark)
+        return self.grant_status(principal, grant_id)
+
+    def grant_status(self, principal: Principal, grant_id: str) -> dict[str, Any]:
+        grant = self._load_grant(grant_id)
+        is_owner = grant.subject == principal.subject and grant.org_id == principal.org
+        if not is_owner and not principal.has_any(Role.ADMIN):
+            # Not 403: whether someone else's grant exists is not ours to say.
+            raise NotFound("no such grant")
+        return {
+            "id": grant.id,
+            "subject": grant.subject,
+            "model": grant.model_id,
+            "revision": grant.revision,
+            "files": json.loads(grant.paths),
+            "expires_at": _utc(grant.expires_at).isoformat(),
+            "state": self._state(grant),
+            "audit_index": grant.audit_index,
+        }
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

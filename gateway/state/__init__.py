@@ -1,0 +1,1 @@
+"""Persistent state: catalog, organisations, grants and the audit log, via SQLAlchemy."""

@@ -1,0 +1,102 @@
+"""The schema. One row type per thing the gateway remembers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    hq_country: Mapped[str] = mapped_column(String(2))
+    parent_hq_country: Mapped[str | None] = mapped_column(String(2))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Model(Base):
+    __tablename__ = "models"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    eccn: Mapped[str] = mapped_column(String(16))
+    training_ops: Mapped[str | None] = mapped_column(String(32))  # exact decimal text, no floats
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Revision(Base):
+    __tablename__ = "revisions"
+
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    revision: Mapped[str] = mapped_column(String(128), primary_key=True)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelFile(Base):
+    __tablename__ = "model_files"
+    __table_args__ = (UniqueConstraint("model_id", "revision", "path"),)
+
+    file_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    revision: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str] = mapped_column(String(512))
+    plaintext_size: Mapped[int] = mapped_column(Integer)
+    ciphertext_size: Mapped[int] = mapped_column(Integer)
+    plaintext_sha256: Mapped[str] = mapped_column(String(64))
+    header: Mapped[bytes] = mapped_column(LargeBinary)
+    algorithm: Mapped[str] = mapped_column(String(80))
+    object_key: Mapped[str] = mapped_column(String(256))
+    object_version: Mapped[str] = mapped_column(String(256))
+    kek_id: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(256))
+    org_id: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(128))
+    revision: Mapped[str] = mapped_column(String(128))
+    paths: Mapped[str] = mapped_column(Text)  # canonical JSON list of the granted paths
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    audit_index: Mapped[int] = mapped_column(Integer)
+
+
+class AuditEntry(Base):
+    """One log entry: the exact canonical bytes that were hashed, and the hash."""
+
+    __tablename__ = "audit_entries"
+
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    # Columns copied out of the entry for filtering only; verification never reads them.
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(String(256), index=True)
+    org_id: Mapped[str | None] = mapped_column(String(64))
+    model_id: Mapped[str | None] = mapped_column(String(128))
+    decision: Mapped[str | None] = mapped_column(String(8))
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class TreeState(Base):
+    """The single row that serialises appends: size and root after the last batch."""
+
+    __tablename__ = "tree_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    # The compact range (right-edge subtree hashes), so appends are O(log n).
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)

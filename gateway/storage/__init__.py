@@ -1,0 +1,1 @@
+"""Ciphertext storage behind one small interface; backends are chosen by a setting."""
