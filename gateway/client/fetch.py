@@ -80,6 +80,7 @@ class _FileJob:
     ) -> None:
         self.path = check_file_path(entry["path"])
         self.size = int(entry["size"])
+        self.ciphertext_size = int(entry["ciphertext_size"])
         self.sha256 = str(entry["sha256"])
         self.target = out_dir / self.path
         if out_dir.resolve() not in self.target.resolve().parents:
@@ -169,30 +170,44 @@ def _fetch_part(
     progress: Progress | None,
 ) -> None:
     start, end = sealed_span(job.size, first, count)
-    url = job.url.get()
-    for attempt in range(2):
-        try:
-            response = http.get(url, headers={"Range": f"bytes={start}-{end - 1}"})
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"download of {job.path} failed: {exc}") from None
-        if response.status_code in (403, 410) and attempt == 0:
-            # A storage URL lives at most 60 s; the gateway re-checks the grant, signs a new one.
-            url = job.url.get(renew=True, stale=url)
-            continue
-        if response.status_code == 410:
-            raise Gone(f"the grant for {job.path} has expired or was revoked")
-        if response.status_code not in (200, 206):
-            raise Unavailable(f"storage answered {response.status_code} for {job.path}")
-        break
-    sealed = response.content
-    if len(sealed) != end - start:
-        raise IntegrityError(f"{job.path}: storage returned the wrong number of bytes")
+    sealed = _read_range(http, job, start, end)
     offset = first * CHUNK_SIZE
     for plain in job.decryptor.decrypt_chunks(first, sealed):
         os.pwrite(fd, plain, offset)
         offset += len(plain)
         if progress is not None:
             progress(len(plain))
+
+
+def _read_range(http: httpx.Client, job: _FileJob, start: int, end: int) -> bytearray:
+    """Read ciphertext ``[start, end)`` into one buffer of exactly that size, never more."""
+    url = job.url.get()
+    for attempt in range(2):
+        try:
+            with http.stream("GET", url, headers={"Range": f"bytes={start}-{end - 1}"}) as response:
+                if response.status_code in (403, 410) and attempt == 0:
+                    # A storage URL lives at most 60 s; the gateway re-checks the grant
+                    # and signs a new one, or answers 410 if the grant is over.
+                    url = job.url.get(renew=True, stale=url)
+                    continue
+                whole_file = start == 0 and end == job.ciphertext_size
+                if response.status_code != 206 and not (response.status_code == 200 and whole_file):
+                    raise Unavailable(
+                        f"storage answered {response.status_code} for a range of {job.path}"
+                    )
+                buffer = bytearray(end - start)
+                filled = 0
+                for piece in response.iter_bytes():
+                    if filled + len(piece) > len(buffer):
+                        raise IntegrityError(f"{job.path}: storage sent more bytes than asked")
+                    buffer[filled : filled + len(piece)] = piece
+                    filled += len(piece)
+                if filled != len(buffer):
+                    raise IntegrityError(f"{job.path}: storage sent fewer bytes than asked")
+                return buffer
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"download of {job.path} failed: {exc}") from None
+    raise Unavailable(f"storage refused a freshly signed URL for {job.path}")
 
 
 def _finish(job: _FileJob, fd: int) -> FetchedFile:

@@ -54,6 +54,12 @@ class GatewayClient:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self.http.request(method, self.base_url + path, **kwargs)

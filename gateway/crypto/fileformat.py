@@ -142,7 +142,9 @@ class RangeDecryptor:
         self._plaintext_size = plaintext_size
         self._chunks = chunk_count(plaintext_size)
 
-    def decrypt_chunks(self, first_index: int, sealed: bytes | memoryview) -> Iterator[bytes]:
+    def decrypt_chunks(
+        self, first_index: int, sealed: bytes | bytearray | memoryview
+    ) -> Iterator[bytes]:
         """Yield the plaintext of consecutive chunks starting at ``first_index``.
 
         Each chunk's length is checked against the size the manifest promised,
