@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -27,8 +26,6 @@ from gateway.state.database import create_schema, make_engine, session_factory
 from gateway.storage.interfaces import BlobStore
 from gateway.storage.local import LocalBlobStore
 
-_log = logging.getLogger(__name__)
-
 
 @dataclass
 class Services:
@@ -44,6 +41,10 @@ class Services:
     catalog: Catalog
     grants: GrantService
     verifier: TokenVerifier
+
+    @property
+    def trusts_dev_issuer(self) -> bool:
+        return (self.settings.keys_dir / dev_issuer.JWKS_FILE).exists()
 
     def check_ready(self) -> dict[str, str]:
         """Each dependency's state; raises Unavailable if any is down."""
@@ -114,10 +115,6 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     issuers = load_issuers_file(settings.issuers_file) if settings.issuers_file else []
     dev = dev_issuer.trusted(keys_dir)
     if dev is not None:
-        _log.warning(
-            "the development token issuer is trusted; delete %s in production",
-            keys_dir / dev_issuer.JWKS_FILE,
-        )
         issuers.append(dev)
     verifier = TokenVerifier(issuers, clock, timedelta(seconds=settings.token_leeway_seconds))
     return Services(

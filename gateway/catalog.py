@@ -116,7 +116,7 @@ class Catalog:
             check_org_id(org_id),
             name.strip() or org_id,
             country_code(hq, what="headquarters"),
-            country_code(parent_hq, what="parent headquarters") if parent_hq else None,
+            None if parent_hq is None else country_code(parent_hq, what="parent headquarters"),
         )
         if self.org(org.id) is not None:
             raise Conflict(f"organisation {org.id} already exists")

@@ -18,7 +18,7 @@ from gateway.audit.verify import verify_log
 from gateway.cli.common import operator_services
 from gateway.errors import IntegrityError, InvalidInput
 
-console = Console()
+console = Console(soft_wrap=True)
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
 
 

@@ -45,7 +45,7 @@ def exit_status(error: errors.WeightgateError) -> int:
 
 
 def main() -> None:
-    stderr = Console(stderr=True)
+    stderr = Console(stderr=True, soft_wrap=True)
     try:
         app()
     except errors.PolicyDenied as exc:

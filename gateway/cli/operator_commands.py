@@ -21,7 +21,7 @@ from gateway.identity.principal import Role
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 
-console = Console()
+console = Console(soft_wrap=True)
 keys_app = typer.Typer(help="Key material in WEIGHTGATE_KEYS_DIR.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The organisation registry.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
@@ -131,7 +131,14 @@ def serve(
 
     from gateway.api.app import create_app
 
-    uvicorn.run(create_app(operator_services()), host=host, port=port, log_level="info")
+    services = operator_services()
+    if services.trusts_dev_issuer:
+        Console(stderr=True).print(
+            "[bold yellow]warning:[/] the development token issuer is trusted; delete "
+            f"{services.settings.keys_dir / dev_issuer.JWKS_FILE} in production",
+            soft_wrap=True,
+        )
+    uvicorn.run(create_app(services), host=host, port=port, log_level="info")
 
 
 def demo() -> None:

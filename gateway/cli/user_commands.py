@@ -27,7 +27,7 @@ from gateway.policy.decision import Decision
 from gateway.policy.explain import explain
 from gateway.policy.pack import load_pack
 
-console = Console()
+console = Console(soft_wrap=True)
 policy_app = typer.Typer(help="The export policy.", no_args_is_help=True)
 
 

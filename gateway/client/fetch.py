@@ -32,7 +32,7 @@ from gateway.crypto.fileformat import (
     sealed_span,
 )
 from gateway.crypto.keyrelease import grant_info, open_key
-from gateway.errors import Gone, IntegrityError, InvalidInput, Unavailable
+from gateway.errors import IntegrityError, InvalidInput, Unavailable
 
 DEFAULT_PART_CHUNKS = 512  # 8 MiB of plaintext per ranged request
 PART_SUFFIX = ".weightgate-part"

@@ -18,7 +18,9 @@ def iso_countries() -> dict[str, str]:
 
 def country_code(value: str, *, what: str = "country") -> str:
     """Validate a country code; an unknown code is an error, never a default tier."""
-    code = value.strip().upper()
+    stripped = value.strip()
+    # Upper-case only ASCII: str.upper() folds "\u0131t" to "IT" and "\ufb01" to "FI".
+    code = stripped.upper() if stripped.isascii() else stripped
     if code not in iso_countries():
         raise InvalidInput(f"{what} {value!r} is not an ISO 3166-1 alpha-2 country code")
     return code

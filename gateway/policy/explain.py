@@ -33,11 +33,16 @@ def explain(
     return decide(
         DecisionRequest(
             location=location,
-            org_hq=country_code(org_hq, what="org headquarters") if org_hq else location,
-            parent_hq=country_code(parent_hq, what="parent headquarters") if parent_hq else None,
-            ip_country=country_code(ip_country, what="IP country") if ip_country else None,
+            # Test for None, not truthiness: "" is a malformed code, not an absent one.
+            org_hq=location if org_hq is None else country_code(org_hq, what="org headquarters"),
+            parent_hq=_optional(parent_hq, "parent headquarters"),
+            ip_country=_optional(ip_country, "IP country"),
             eccn=classification,
             on=on,
         ),
         pack,
     )
+
+
+def _optional(value: str | None, what: str) -> str | None:
+    return None if value is None else country_code(value, what=what)

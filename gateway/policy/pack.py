@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -125,25 +125,36 @@ def parse_pack(raw: bytes, *, source: str) -> PolicyPack:
 
 
 def _date(value: Any, what: str) -> date:
-    if isinstance(value, date):
+    # A TOML date-time is a ``datetime``, which is also a ``date``; it would load
+    # and then fail to compare with the day of every request.
+    if isinstance(value, date) and not isinstance(value, datetime):
         return value
     if isinstance(value, str):
-        return date.fromisoformat(value)
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
     raise ValueError(f"{what} must be a date (YYYY-MM-DD)")
+
+
+def _tier(value: Any, what: str) -> int:
+    # bool is an int subclass, and int() would truncate 2.9 or parse "2".
+    if type(value) is not int or value not in TIERS:
+        raise ValueError(f"{what} must be one of {TIERS}")
+    return value
+
+
+_MEMBER_KEYS = frozenset({"country", "since", "until"})
 
 
 def _build(data: dict[str, Any], *, sha256: str) -> PolicyPack:
     countries = iso_countries()
-    default_tier = int(data["default_tier"])
-    if default_tier not in TIERS:
-        raise ValueError(f"default_tier must be one of {TIERS}")
+    default_tier = _tier(data["default_tier"], "default_tier")
     groups: list[Group] = []
     seen: dict[str, str] = {}
     for raw_group in data["groups"]:
         group_id = str(raw_group["id"])
-        tier = int(raw_group["tier"])
-        if tier not in TIERS:
-            raise ValueError(f"group {group_id}: tier must be one of {TIERS}")
+        tier = _tier(raw_group["tier"], f"group {group_id}: tier")
         members = []
         for raw_member in raw_group["members"]:
             code = str(raw_member["country"])
@@ -154,22 +165,35 @@ def _build(data: dict[str, Any], *, sha256: str) -> PolicyPack:
                 # pack that lists a country twice is refused until that exists.
                 raise ValueError(f"{code} is in both {seen[code]} and {group_id}")
             seen[code] = group_id
-            since = _date(raw_member["since"], "since") if "since" in raw_member else None
-            until = _date(raw_member["until"], "until") if "until" in raw_member else None
+            unknown = set(raw_member) - _MEMBER_KEYS
+            if unknown:
+                raise ValueError(f"group {group_id}: {code} has unknown keys {sorted(unknown)}")
+            where = f"group {group_id}: {code}"
+            since = _date(raw_member["since"], f"{where} since") if "since" in raw_member else None
+            until = _date(raw_member["until"], f"{where} until") if "until" in raw_member else None
             if since and until and since >= until:
                 raise ValueError(f"group {group_id}: {code} has since >= until")
             members.append(Membership(code, since, until))
         groups.append(Group(group_id, tier, str(raw_group["citation"]), tuple(members)))
-    rules = tuple(
-        Rule(Eccn(raw["eccn"]), str(raw["citation"]), frozenset(int(t) for t in raw["allow_tiers"]))
-        for raw in data["rules"]
-    )
+    rules: list[Rule] = []
+    for raw in data["rules"]:
+        eccn = Eccn(raw["eccn"])
+        if any(rule.eccn == eccn for rule in rules):
+            raise ValueError(f"two rules for {eccn.value}")
+        if not isinstance(raw["allow_tiers"], list):
+            raise TypeError(f"rule {eccn.value}: allow_tiers must be a list of tiers")
+        allow = frozenset(_tier(t, f"rule {eccn.value}: allow_tiers") for t in raw["allow_tiers"])
+        # Allowing a tier but not a less restrictive one would let a more
+        # restrictive input turn a denial into an allow; such a pack is refused.
+        if allow and allow != frozenset(range(1, max(allow) + 1)):
+            raise ValueError(f"rule {eccn.value}: allow_tiers must be 1 up to some tier")
+        rules.append(Rule(eccn, str(raw["citation"]), allow))
     return PolicyPack(
         name=str(data["name"]),
         version=str(data["version"]),
         effective_from=_date(data["effective_from"], "effective_from"),
         default_tier=default_tier,
         groups=tuple(groups),
-        rules=rules,
+        rules=tuple(rules),
         sha256=sha256,
     )
