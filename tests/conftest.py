@@ -64,7 +64,7 @@ def model_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def catalog_ready(services: Services, model_dir: Path) -> Services:
-    """Three organisations (DE, IN, and a German subsidiary of a Chinese parent) and one 4E091 model."""
+    """Organisations in DE, IN, and a German subsidiary of a Chinese parent; one 4E091 model."""
     for org_id, hq, parent in (
         ("rhein", "DE", None),
         ("deccan", "IN", None),

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import checkpoint
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.canonical import canonical_json
-from gateway.errors import Unavailable, WeightgateError
+from gateway.errors import IntegrityError, Unavailable, WeightgateError
 from gateway.state.tables import AuditEntry, TreeState
 
 Change = Callable[[Session, list[int]], None]
@@ -85,7 +85,7 @@ class AuditLog:
         if state is None:
             state = TreeState(id=1, size=0, root=CompactRange().root(), frontier=b"")
             session.add(state)
-        tree = CompactRange.from_bytes(state.size, state.frontier)
+        tree = self._checked_head(state)
         indices = []
         for event in events:
             index = tree.size
@@ -110,6 +110,28 @@ class AuditLog:
         state.root = tree.root()
         state.frontier = tree.to_bytes()
         return indices, state.size, state.root
+
+    def _checked_head(self, state: TreeState) -> CompactRange:
+        """The stored tree head, refused if it disagrees with itself or our last signature.
+
+        Extending a corrupted head would sign a checkpoint inconsistent with
+        an earlier one, which a transparency log must never do.
+        """
+        try:
+            tree = CompactRange.from_bytes(state.size, state.frontier)
+        except ValueError:
+            raise IntegrityError("the audit tree head is corrupted; refusing to append") from None
+        if tree.root() != state.root:
+            raise IntegrityError("the audit tree head is corrupted; refusing to append")
+        latest = self.latest_checkpoint()
+        if latest is not None:
+            signed = checkpoint.verify(latest, self.origin, self._signer.public_key())
+            if signed.size > tree.size or (signed.size == tree.size and signed.root != tree.root()):
+                raise IntegrityError(
+                    f"the audit tree head (size {tree.size}) contradicts the signed checkpoint "
+                    f"of size {signed.size}; refusing to append"
+                )
+        return tree
 
     def _publish_checkpoint(self, size: int, root: bytes) -> None:
         note = checkpoint.sign(

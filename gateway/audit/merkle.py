@@ -29,8 +29,10 @@ class CompactRange:
     def __init__(self, size: int = 0, hashes: Iterable[bytes] = ()) -> None:
         self.size = size
         self._hashes = list(hashes)
-        if len(self._hashes) != size.bit_count():
+        if size < 0 or len(self._hashes) != size.bit_count():
             raise ValueError("compact range does not match its size")
+        if any(len(h) != HASH_SIZE for h in self._hashes):
+            raise ValueError("compact range holds a hash of the wrong length")
 
     @classmethod
     def from_bytes(cls, size: int, packed: bytes) -> CompactRange:

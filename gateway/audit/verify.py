@@ -62,9 +62,11 @@ def verify_log(
             continue
         pending[signed.size] = signed
     report.checkpoints = len(pending)
+    newest_signed = max(pending, default=0)
 
     tree = CompactRange()
-    _check_checkpoint(tree, pending, report)
+    verified_up_to = [0]
+    _check_checkpoint(tree, pending, report, verified_up_to)
     for row in rows:
         expected = tree.size
         problem = _check_row(row, expected, origin)
@@ -74,8 +76,20 @@ def verify_log(
             # the first break is the finding; stop instead of reporting echoes.
             return _finish(report, tree, pending, state, structural=True)
         tree.append(leaf_hash(row.entry))
-        _check_checkpoint(tree, pending, report)
-    return _finish(report, tree, pending, state, structural=False)
+        _check_checkpoint(tree, pending, report, verified_up_to)
+    report = _finish(report, tree, pending, state, structural=False)
+    if report.ok and tree.size > newest_signed:
+        # Entries no signature covers could have been written by anyone with
+        # database access; the gateway checkpoints every batch it commits.
+        report.problems.append(
+            Problem(
+                newest_signed,
+                "inserted",
+                f"entries {newest_signed}..{tree.size - 1} are not covered by any signed "
+                "checkpoint",
+            )
+        )
+    return report
 
 
 def _check_row(row: StoredEntry, expected: int, origin: str) -> Problem | None:  # noqa: PLR0911
@@ -106,17 +120,32 @@ def _check_row(row: StoredEntry, expected: int, origin: str) -> Problem | None: 
 
 
 def _check_checkpoint(
-    tree: CompactRange, pending: dict[int, checkpoint.Checkpoint], report: Report
+    tree: CompactRange,
+    pending: dict[int, checkpoint.Checkpoint],
+    report: Report,
+    verified_up_to: list[int],
 ) -> None:
+    """Compare the recomputed root with a checkpoint signed at this size, if any.
+
+    A mismatch means an entry between the last matching checkpoint and this
+    one was changed (even with its stored leaf hash recomputed); with a
+    checkpoint per batch that names the batch, and usually the entry.
+    """
     signed = pending.pop(tree.size, None)
-    if signed is not None and signed.root != tree.root():
-        report.problems.append(
-            Problem(
-                None,
-                "modified",
-                f"the first {tree.size} entries do not match the signed checkpoint of that size",
-            )
+    if signed is None:
+        return
+    if signed.root == tree.root():
+        verified_up_to[0] = tree.size
+        return
+    first = verified_up_to[0]
+    report.problems.append(
+        Problem(
+            first,
+            "modified",
+            f"entries {first}..{tree.size - 1} do not match the checkpoint signed at size "
+            f"{tree.size}",
         )
+    )
 
 
 def _finish(
@@ -143,9 +172,15 @@ def _finish(
         report.problems.append(
             Problem(
                 min(state_size, tree.size),
-                "truncated" if state_size > tree.size else "modified",
+                _size_mismatch(state_size, tree.size),
                 f"the stored tree head (size {state_size}) does not match the entries "
                 f"(size {tree.size})",
             )
         )
     return report
+
+
+def _size_mismatch(state_size: int, entries: int) -> str:
+    if state_size > entries:
+        return "truncated"
+    return "inserted" if state_size < entries else "modified"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -180,7 +179,7 @@ def test_leeway_over_a_minute_is_a_configuration_error(services: Services) -> No
         TokenVerifier([], services.clock, timedelta(seconds=61))
 
 
-def test_no_token_is_trusted_without_issuers(services: Services, tmp_path: Path) -> None:
+def test_no_token_is_trusted_without_issuers(services: Services) -> None:
     verifier = TokenVerifier([], services.clock)
     with pytest.raises(Unauthenticated, match="not trusted"):
         verifier.verify(mint(services))

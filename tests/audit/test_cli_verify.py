@@ -1,0 +1,72 @@
+"""`weightgate audit verify`: exit 0 on an intact log, else non-zero naming the first bad index."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gateway.bootstrap import Services
+from gateway.cli.main import EXIT_STATUS, app
+from gateway.errors import IntegrityError
+from tests.audit.support import FILLED, FILLED_CHECKPOINTS, delete_where, overwrite, row
+
+WEIGHTGATE = Path(sys.executable).with_name("weightgate")
+
+
+def environment(services: Services) -> dict[str, str]:
+    # Drop any WEIGHTGATE_* the developer has set, so only this log is read.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTGATE_")}
+    env["WEIGHTGATE_HOME"] = str(services.settings.home)
+    env["WEIGHTGATE_KEYS_DIR"] = str(services.settings.keys_dir)
+    env["COLUMNS"] = "200"  # keep rich from wrapping the one-line verdict
+    return env
+
+
+def run_verify(services: Services) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(WEIGHTGATE), "audit", "verify"],
+        env=environment(services),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_intact_log_verifies_in_process(filled: Services) -> None:
+    result = CliRunner().invoke(app, ["audit", "verify"], env=environment(filled))
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert f"{FILLED} entries, {FILLED_CHECKPOINTS} signed checkpoints verified" in result.output
+
+
+def test_deleted_row_fails_in_process_naming_the_index(filled: Services) -> None:
+    delete_where(filled, first=12, last=12)
+    result = CliRunner().invoke(app, ["audit", "verify"], env=environment(filled))
+    assert result.exit_code != 0
+    assert isinstance(result.exception, IntegrityError)
+    assert "at index 12: deleted" in result.exception.message
+
+
+def test_intact_log_exits_zero(filled: Services) -> None:
+    result = run_verify(filled)
+    assert result.returncode == 0, result.stderr
+    assert f"{FILLED} entries" in result.stdout
+
+
+def test_modified_row_exits_non_zero_naming_the_index(filled: Services) -> None:
+    original = row(filled, 7)
+    overwrite(
+        filled,
+        7,
+        original.entry.replace(b'"effect":"deny"', b'"effect":"allow"'),
+        original.leaf_hash,
+    )
+    result = run_verify(filled)
+    assert result.returncode == EXIT_STATUS[IntegrityError] != 0
+    verdict = " ".join(result.stderr.split())
+    assert "FAILED verification at index 7: modified" in verdict, result.stderr
