@@ -169,10 +169,11 @@ def _fetch_part(
     count: int,
     progress: Progress | None,
 ) -> None:
+    count = min(count, chunk_count(job.size) - first)
     start, end = sealed_span(job.size, first, count)
     sealed = _read_range(http, job, start, end)
     offset = first * CHUNK_SIZE
-    for plain in job.decryptor.decrypt_chunks(first, sealed):
+    for plain in job.decryptor.decrypt_chunks(first, sealed, count=count):
         os.pwrite(fd, plain, offset)
         offset += len(plain)
         if progress is not None:

@@ -77,7 +77,12 @@ def plain_chunk_size(plaintext_size: int, index: int) -> int:
 
 
 def sealed_span(plaintext_size: int, first_index: int, count: int) -> tuple[int, int]:
-    """The ciphertext byte range ``[start, end)`` of ``count`` chunks from ``first_index``."""
+    """The ciphertext byte range ``[start, end)`` of ``count`` chunks from ``first_index``.
+
+    ``count`` may run past the end of the file; the span stops at the last chunk.
+    """
+    if count < 1 or not 0 <= first_index < chunk_count(plaintext_size):
+        raise ValueError(f"no chunks {first_index}..+{count} in a file of {plaintext_size} bytes")
     last = min(first_index + count, chunk_count(plaintext_size)) - 1
     return chunk_offset(first_index), chunk_offset(last) + plain_chunk_size(
         plaintext_size, last
@@ -143,27 +148,32 @@ class RangeDecryptor:
         self._chunks = chunk_count(plaintext_size)
 
     def decrypt_chunks(
-        self, first_index: int, sealed: bytes | bytearray | memoryview
+        self,
+        first_index: int,
+        sealed: bytes | bytearray | memoryview,
+        *,
+        count: int | None = None,
     ) -> Iterator[bytes]:
-        """Yield the plaintext of consecutive chunks starting at ``first_index``.
+        """Yield the plaintext of ``count`` chunks from ``first_index`` (None: to the end).
 
-        Each chunk's length is checked against the size the manifest promised,
-        so truncation and extension fail as surely as a bad tag does.
+        ``sealed`` must hold exactly those chunks, each as long as the size the
+        manifest promised; anything shorter, longer or out of range fails as
+        surely as a bad tag, so a truncated download cannot pass for a short one.
         """
+        if count is None:
+            count = self._chunks - first_index
+        if count < 1 or first_index < 0 or first_index + count > self._chunks:
+            raise IntegrityError("decryption failed")
+        start, end = sealed_span(self._plaintext_size, first_index, count)
         view = memoryview(sealed)
-        index = first_index
+        if len(view) != end - start:
+            raise IntegrityError("decryption failed")
         position = 0
-        while position < len(view):
-            if index >= self._chunks:
-                raise IntegrityError("decryption failed")
+        for index in range(first_index, first_index + count):
             length = plain_chunk_size(self._plaintext_size, index) + TAG_SIZE
-            piece = view[position : position + length]
-            if len(piece) != length:
-                raise IntegrityError("decryption failed")
             nonce = (self._base_nonce ^ index).to_bytes(_NONCE_SIZE, "big")
             try:
-                yield self._aead.decrypt(nonce, piece, None)
+                yield self._aead.decrypt(nonce, view[position : position + length], None)
             except InvalidTag:
                 raise IntegrityError("decryption failed") from None
             position += length
-            index += 1

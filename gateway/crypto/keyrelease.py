@@ -45,7 +45,14 @@ def parse_recipient_key(encoded: str) -> X25519PublicKey:
         raise InvalidInput("recipient_key is not valid base64") from None
     if len(raw) != 32:
         raise InvalidInput("recipient_key must be a 32-byte X25519 public key")
-    return X25519PublicKey.from_public_bytes(raw)
+    key = X25519PublicKey.from_public_bytes(raw)
+    try:
+        # A low-order point makes every shared secret zero; refuse it up front
+        # instead of failing halfway through building a grant.
+        X25519PrivateKey.generate().exchange(key)
+    except ValueError:
+        raise InvalidInput("recipient_key is a low-order X25519 point") from None
+    return key
 
 
 def seal_key(data_key: bytes, recipient: X25519PublicKey, info: bytes) -> bytes:

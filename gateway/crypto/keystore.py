@@ -22,6 +22,7 @@ from gateway.errors import IntegrityError, Unavailable
 
 _FORMAT_V1 = b"\x01"
 _NONCE_SIZE = 12
+_TAG_SIZE = 16
 
 
 class Keystore(Protocol):
@@ -78,7 +79,7 @@ class LocalKeystore:
         return kek_id, _FORMAT_V1 + nonce + sealed
 
     def unwrap(self, kek_id: str, wrapped: bytes, context: dict[str, str]) -> bytes:
-        if wrapped[:1] != _FORMAT_V1:
+        if len(wrapped) < 1 + _NONCE_SIZE + _TAG_SIZE or wrapped[:1] != _FORMAT_V1:
             raise IntegrityError("unwrap failed")
         nonce, sealed = wrapped[1 : 1 + _NONCE_SIZE], wrapped[1 + _NONCE_SIZE :]
         try:

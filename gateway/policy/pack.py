@@ -7,6 +7,7 @@ a bad pack is refused at load time and never half-applies.
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -96,32 +97,67 @@ class PolicyPack:
         return next((rule for rule in self.rules if rule.eccn == eccn), None)
 
 
-def load_pack(name_or_path: str) -> PolicyPack:
-    """Load a shipped pack by name, or an operator's pack from a file path."""
-    path = Path(name_or_path)
-    if path.suffix == ".toml":
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InvalidInput(f"cannot read policy pack {path}: {exc.strerror}") from None
-        source = str(path)
-    else:
-        resource = resources.files("gateway.policy").joinpath(f"packs/{name_or_path}.toml")
-        if not resource.is_file():
-            raise InvalidInput(f"no policy pack named {name_or_path!r}")
-        raw = resource.read_bytes()
-        source = name_or_path
-    return parse_pack(raw, source=source)
+_PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def load_pack(name_or_path: str, *, search_dir: Path | None = None) -> PolicyPack:
+    """Load a pack: a ``.toml`` path, a name in ``search_dir``, or a shipped pack's name."""
+    if name_or_path.endswith(".toml"):
+        return _load_file(Path(name_or_path))
+    if not _PACK_NAME.fullmatch(name_or_path):
+        raise InvalidInput(f"{name_or_path!r} is not a policy pack name")
+    if search_dir is not None and (search_dir / f"{name_or_path}.toml").is_file():
+        return _load_file(search_dir / f"{name_or_path}.toml")
+    resource = resources.files("gateway.policy").joinpath(f"packs/{name_or_path}.toml")
+    if not resource.is_file():
+        raise InvalidInput(f"no policy pack named {name_or_path!r}")
+    return parse_pack(resource.read_bytes(), source=name_or_path)
+
+
+def _load_file(path: Path) -> PolicyPack:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read policy pack {path}: {exc.strerror}") from None
+    return parse_pack(raw, source=str(path))
 
 
 def parse_pack(raw: bytes, *, source: str) -> PolicyPack:
+    """Parse and validate a whole pack; a refusal names the pack and, where it can, the line."""
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-        return _build(data, sha256=hashlib.sha256(raw).hexdigest())
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"policy pack {source}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
+    try:
+        return _build(data, sha256=hashlib.sha256(raw).hexdigest(), lines=_Lines(text))
+    except _PackError as exc:
         raise InvalidInput(f"policy pack {source}: {exc}") from None
+    except KeyError as exc:
+        raise InvalidInput(f"policy pack {source}: missing key {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"policy pack {source}: {exc}") from None
+
+
+class _PackError(ValueError):
+    pass
+
+
+class _Lines:
+    """Finds the line a value sits on, since tomllib reports positions only for syntax errors."""
+
+    def __init__(self, text: str) -> None:
+        self._lines = text.splitlines()
+
+    def of(self, key: str, value: str, occurrence: int = 1) -> str:
+        pattern = re.compile(rf"\b{re.escape(key)}\s*=\s*\"{re.escape(value)}\"")
+        seen = 0
+        for number, line in enumerate(self._lines, start=1):
+            if pattern.search(line.split("#", 1)[0]):
+                seen += 1
+                if seen == occurrence:
+                    return f"line {number}: "
+        return ""
 
 
 def _date(value: Any, what: str) -> date:
@@ -147,47 +183,52 @@ def _tier(value: Any, what: str) -> int:
 _MEMBER_KEYS = frozenset({"country", "since", "until"})
 
 
-def _build(data: dict[str, Any], *, sha256: str) -> PolicyPack:
+def _membership(raw: dict[str, Any], code: str, where: str) -> Membership:
+    since = _date(raw["since"], f"{where} since") if "since" in raw else None
+    until = _date(raw["until"], f"{where} until") if "until" in raw else None
+    if since and until and since >= until:
+        raise ValueError(f"{where} has since >= until")
+    return Membership(code, since, until)
+
+
+def _build(data: dict[str, Any], *, sha256: str, lines: _Lines) -> PolicyPack:
     countries = iso_countries()
     default_tier = _tier(data["default_tier"], "default_tier")
     groups: list[Group] = []
     seen: dict[str, str] = {}
     for raw_group in data["groups"]:
         group_id = str(raw_group["id"])
-        tier = _tier(raw_group["tier"], f"group {group_id}: tier")
+        try:
+            tier = _tier(raw_group["tier"], f"group {group_id}: tier")
+        except ValueError as exc:
+            raise _PackError(f"{lines.of('id', group_id)}{exc}") from None
         members = []
         for raw_member in raw_group["members"]:
             code = str(raw_member["country"])
+            at = lines.of("country", code, 2 if code in seen else 1)
             if code not in countries:
-                raise ValueError(f"group {group_id}: {code!r} is not an ISO 3166-1 code")
+                raise _PackError(f"{at}group {group_id}: {code!r} is not an ISO 3166-1 code")
             if code in seen:
                 # Dated overlaps would need interval arithmetic to rule out; a
                 # pack that lists a country twice is refused until that exists.
-                raise ValueError(f"{code} is in both {seen[code]} and {group_id}")
+                raise _PackError(f"{at}{code} is in both {seen[code]} and {group_id}")
             seen[code] = group_id
             unknown = set(raw_member) - _MEMBER_KEYS
             if unknown:
-                raise ValueError(f"group {group_id}: {code} has unknown keys {sorted(unknown)}")
-            where = f"group {group_id}: {code}"
-            since = _date(raw_member["since"], f"{where} since") if "since" in raw_member else None
-            until = _date(raw_member["until"], f"{where} until") if "until" in raw_member else None
-            if since and until and since >= until:
-                raise ValueError(f"group {group_id}: {code} has since >= until")
-            members.append(Membership(code, since, until))
+                raise _PackError(f"{at}group {group_id}: {code} has unknown keys {sorted(unknown)}")
+            try:
+                members.append(_membership(raw_member, code, f"group {group_id}: {code}"))
+            except ValueError as exc:
+                raise _PackError(f"{at}{exc}") from None
         groups.append(Group(group_id, tier, str(raw_group["citation"]), tuple(members)))
     rules: list[Rule] = []
     for raw in data["rules"]:
-        eccn = Eccn(raw["eccn"])
-        if any(rule.eccn == eccn for rule in rules):
-            raise ValueError(f"two rules for {eccn.value}")
-        if not isinstance(raw["allow_tiers"], list):
-            raise TypeError(f"rule {eccn.value}: allow_tiers must be a list of tiers")
-        allow = frozenset(_tier(t, f"rule {eccn.value}: allow_tiers") for t in raw["allow_tiers"])
-        # Allowing a tier but not a less restrictive one would let a more
-        # restrictive input turn a denial into an allow; such a pack is refused.
-        if allow and allow != frozenset(range(1, max(allow) + 1)):
-            raise ValueError(f"rule {eccn.value}: allow_tiers must be 1 up to some tier")
-        rules.append(Rule(eccn, str(raw["citation"]), allow))
+        try:
+            rules.append(_rule(raw, rules))
+        except ValueError as exc:
+            eccn = str(raw.get("eccn"))
+            nth = 1 + sum(rule.eccn.value == eccn for rule in rules)
+            raise _PackError(f"{lines.of('eccn', eccn, nth)}{exc}") from None
     return PolicyPack(
         name=str(data["name"]),
         version=str(data["version"]),
@@ -197,3 +238,17 @@ def _build(data: dict[str, Any], *, sha256: str) -> PolicyPack:
         rules=tuple(rules),
         sha256=sha256,
     )
+
+
+def _rule(raw: dict[str, Any], earlier: list[Rule]) -> Rule:
+    eccn = Eccn(raw["eccn"])
+    if any(rule.eccn == eccn for rule in earlier):
+        raise ValueError(f"two rules for {eccn.value}")
+    if not isinstance(raw["allow_tiers"], list):
+        raise TypeError(f"rule {eccn.value}: allow_tiers must be a list of tiers")
+    allow = frozenset(_tier(t, f"rule {eccn.value}: allow_tiers") for t in raw["allow_tiers"])
+    # Allowing a tier but not a less restrictive one would let a more
+    # restrictive input turn a denial into an allow; such a pack is refused.
+    if allow and allow != frozenset(range(1, max(allow) + 1)):
+        raise ValueError(f"rule {eccn.value}: allow_tiers must be 1 up to some tier")
+    return Rule(eccn, str(raw["citation"]), allow)

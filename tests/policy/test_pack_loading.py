@@ -357,3 +357,24 @@ def test_default_pack_metadata() -> None:
     assert ear99 is not None
     assert weights.allow_tiers == frozenset({1})
     assert ear99.allow_tiers == frozenset({1, 2})
+
+
+def _line(text: str) -> int:
+    return next(n for n, line in enumerate(VALID.splitlines(), start=1) if text in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ('{ country = "CN" },', '{ country = "XQ" },', '{ country = "CN" },'),
+        ('{ country = "CN" },', '{ country = "DE" },', '{ country = "CN" },'),
+        ('until = "2026-02-03"', 'until = "2026-02-30"', 'until = "2026-02-03"'),
+        ('eccn = "EAR99"', 'eccn = "4E091"', 'eccn = "EAR99"'),
+        ("tier = 3", "tier = 4", 'id = "t3"'),
+    ],
+    ids=["unknown-country", "country-twice", "bad-date", "duplicate-rule", "bad-tier"],
+)
+def test_refusal_names_the_line_of_the_mistake(
+    tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    assert _refusal(tmp_path, _variant(old, new)).startswith(f"line {_line(where)}: ")

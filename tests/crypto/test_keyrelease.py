@@ -1,0 +1,250 @@
+"""Key release: a data key sealed with HPKE to the client's ephemeral key, bound to one grant.
+
+Besides round trips and tampering, the sealed key is checked against a small
+independent RFC 9180 implementation (base mode, DHKEM(X25519, HKDF-SHA256),
+HKDF-SHA256, AES-256-GCM) in both directions, so a client written in another
+language against the RFC interoperates with what the gateway sends.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from gateway.crypto.keyrelease import (
+    SUITE_NAME,
+    grant_info,
+    open_key,
+    parse_recipient_key,
+    seal_key,
+)
+from gateway.errors import IntegrityError, InvalidInput
+
+DATA_KEY = bytes(range(100, 132))
+EXPIRES = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+GRANT = {
+    "grant_id": "g-8c1f0e",
+    "subject": "anna",
+    "model": "acme/frontier-1",
+    "revision": "r1",
+    "path": "weights/model-00001-of-00002.safetensors",
+}
+
+
+def info(**changes: str) -> bytes:
+    fields = {**GRANT, **changes}
+    return grant_info(
+        grant_id=fields["grant_id"],
+        subject=fields["subject"],
+        model=fields["model"],
+        revision=fields["revision"],
+        path=fields["path"],
+        expires_at=EXPIRES,
+    )
+
+
+# -- an independent RFC 9180 base-mode implementation ----------------------------------
+
+_KEM_ID, _KDF_ID, _AEAD_ID = 0x0020, 0x0001, 0x0002
+_KEM_SUITE = b"KEM" + _KEM_ID.to_bytes(2, "big")
+_HPKE_SUITE = b"HPKE" + b"".join(i.to_bytes(2, "big") for i in (_KEM_ID, _KDF_ID, _AEAD_ID))
+
+
+def _extract(salt: bytes, ikm: bytes) -> bytes:
+    return hmac.new(salt, ikm, hashlib.sha256).digest()
+
+
+def _labeled_extract(suite: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
+    return _extract(salt, b"HPKE-v1" + suite + label + ikm)
+
+
+def _labeled_expand(suite: bytes, prk: bytes, label: bytes, context: bytes, length: int) -> bytes:
+    labeled = length.to_bytes(2, "big") + b"HPKE-v1" + suite + label + context
+    return HKDFExpand(hashes.SHA256(), length, labeled).derive(prk)
+
+
+def _shared_secret(dh: bytes, enc: bytes, recipient_public: bytes) -> bytes:
+    eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
+    return _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", enc + recipient_public, 32)
+
+
+def _key_and_nonce(shared_secret: bytes, grant: bytes) -> tuple[bytes, bytes]:
+    psk_id_hash = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
+    info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", grant)
+    context = b"\x00" + psk_id_hash + info_hash  # mode_base
+    secret = _labeled_extract(_HPKE_SUITE, shared_secret, b"secret", b"")
+    key = _labeled_expand(_HPKE_SUITE, secret, b"key", context, 32)
+    nonce = _labeled_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)
+    return key, nonce
+
+
+def rfc9180_open(sealed: bytes, recipient: X25519PrivateKey, grant: bytes) -> bytes:
+    enc, ciphertext = sealed[:32], sealed[32:]
+    dh = recipient.exchange(X25519PublicKey.from_public_bytes(enc))
+    public = recipient.public_key().public_bytes_raw()
+    key, nonce = _key_and_nonce(_shared_secret(dh, enc, public), grant)
+    return AESGCM(key).decrypt(nonce, ciphertext, b"")
+
+
+def rfc9180_seal(plaintext: bytes, recipient: X25519PublicKey, grant: bytes) -> bytes:
+    ephemeral = X25519PrivateKey.generate()
+    enc = ephemeral.public_key().public_bytes_raw()
+    dh = ephemeral.exchange(recipient)
+    key, nonce = _key_and_nonce(_shared_secret(dh, enc, recipient.public_bytes_raw()), grant)
+    return enc + AESGCM(key).encrypt(nonce, plaintext, b"")
+
+
+# -- tests -----------------------------------------------------------------------------
+
+
+def test_client_with_the_private_key_recovers_the_data_key() -> None:
+    client = X25519PrivateKey.generate()
+    sealed = seal_key(DATA_KEY, client.public_key(), info())
+    assert open_key(sealed, client, info()) == DATA_KEY
+
+
+def test_sealed_key_is_enc_plus_aes_256_gcm_ciphertext() -> None:
+    # 32-byte X25519 encapsulation, 32-byte key, 16-byte tag: nothing else travels.
+    sealed = seal_key(DATA_KEY, X25519PrivateKey.generate().public_key(), info())
+    assert len(sealed) == 32 + 32 + 16 == 80
+    assert SUITE_NAME == "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM"
+
+
+def test_sealed_key_opens_with_an_independent_rfc9180_implementation() -> None:
+    client = X25519PrivateKey.generate()
+    sealed = seal_key(DATA_KEY, client.public_key(), info())
+    assert rfc9180_open(sealed, client, info()) == DATA_KEY
+
+
+def test_gateway_opens_what_an_independent_rfc9180_sender_sealed() -> None:
+    client = X25519PrivateKey.generate()
+    sealed = rfc9180_seal(DATA_KEY, client.public_key(), info())
+    assert open_key(sealed, client, info()) == DATA_KEY
+
+
+def test_each_release_uses_a_fresh_ephemeral_key() -> None:
+    recipient = X25519PrivateKey.generate().public_key()
+    first = seal_key(DATA_KEY, recipient, info())
+    second = seal_key(DATA_KEY, recipient, info())
+    assert first[:32] != second[:32]
+    assert first[32:] != second[32:]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"grant_id": "g-other"},
+        {"subject": "mallory"},
+        {"model": "acme/frontier-2"},
+        {"revision": "r2"},
+        {"path": "weights/model-00002-of-00002.safetensors"},
+    ],
+    ids=["grant_id", "subject", "model", "revision", "path"],
+)
+def test_wrapped_key_lifted_from_one_grant_does_not_open_under_another(
+    changes: dict[str, str],
+) -> None:
+    client = X25519PrivateKey.generate()
+    sealed = seal_key(DATA_KEY, client.public_key(), info())
+    with pytest.raises(IntegrityError):
+        open_key(sealed, client, info(**changes))
+
+
+def test_grant_with_an_extended_expiry_does_not_open_the_key() -> None:
+    client = X25519PrivateKey.generate()
+    sealed = seal_key(DATA_KEY, client.public_key(), info())
+    longer = grant_info(**GRANT, expires_at=EXPIRES + timedelta(days=1))
+    with pytest.raises(IntegrityError):
+        open_key(sealed, client, longer)
+
+
+def test_grant_info_is_canonical_and_domain_separated() -> None:
+    assert info() == (
+        b'weightgate.grant.v1\x00{"expires_at":"2026-03-02T09:30:00+00:00",'
+        b'"grant_id":"g-8c1f0e","model":"acme/frontier-1",'
+        b'"path":"weights/model-00001-of-00002.safetensors","revision":"r1","subject":"anna"}'
+    )
+
+
+def test_leaked_grant_is_useless_without_the_clients_private_key() -> None:
+    client, eavesdropper = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    sealed = seal_key(DATA_KEY, client.public_key(), info())
+    with pytest.raises(IntegrityError):
+        open_key(sealed, eavesdropper, info())
+
+
+@pytest.mark.parametrize("position", [0, 31, 32, 63, 64, 79])
+def test_tampered_sealed_key_fails(position: int) -> None:
+    client = X25519PrivateKey.generate()
+    sealed = bytearray(seal_key(DATA_KEY, client.public_key(), info()))
+    sealed[position] ^= 0x80
+    with pytest.raises(IntegrityError):
+        open_key(bytes(sealed), client, info())
+
+
+@pytest.mark.parametrize("length", [0, 31, 32, 47, 79])
+def test_truncated_sealed_key_fails(length: int) -> None:
+    client = X25519PrivateKey.generate()
+    sealed = seal_key(DATA_KEY, client.public_key(), info())
+    with pytest.raises(IntegrityError):
+        open_key(sealed[:length], client, info())
+
+
+def test_recipient_key_round_trips_from_base64() -> None:
+    public = X25519PrivateKey.generate().public_key()
+    encoded = base64.b64encode(public.public_bytes_raw()).decode()
+    assert parse_recipient_key(encoded).public_bytes_raw() == public.public_bytes_raw()
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "not base64 at all!",
+        "AAA",  # bad padding
+        "é" * 44,
+        base64.urlsafe_b64encode(b"\xfb\xff" * 16).decode(),  # urlsafe alphabet: '-' and '_'
+        " " + base64.b64encode(bytes(range(1, 33))).decode(),
+    ],
+)
+def test_recipient_key_that_is_not_base64_is_rejected(encoded: str) -> None:
+    with pytest.raises(InvalidInput, match="base64"):
+        parse_recipient_key(encoded)
+
+
+@pytest.mark.parametrize("length", [0, 16, 31, 33, 56, 1216])
+def test_recipient_key_of_the_wrong_length_is_rejected(length: int) -> None:
+    # 56 is X448, 1216 an ML-KEM-768 + X25519 hybrid key: not accepted as X25519.
+    encoded = base64.b64encode(bytes([9]) * length).decode()
+    with pytest.raises(InvalidInput, match="32-byte"):
+        parse_recipient_key(encoded)
+
+
+# Points of small order on Curve25519 (u-coordinates, little-endian): every
+# shared secret with them is all zeros, which RFC 9180 and RFC 7748 say to reject.
+LOW_ORDER_POINTS = [
+    bytes(32),
+    (1).to_bytes(32, "little"),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+]
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=["zero", "one", "order8"])
+def test_low_order_recipient_key_is_rejected_up_front(point: bytes) -> None:
+    with pytest.raises(InvalidInput):
+        parse_recipient_key(base64.b64encode(point).decode())
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=["zero", "one", "order8"])
+def test_low_order_recipient_key_never_yields_a_sealed_key(point: bytes) -> None:
+    # Whatever layer catches it, the key must never be sealed under an all-zero
+    # shared secret (which anyone could compute).
+    with pytest.raises((InvalidInput, ValueError)):
+        seal_key(DATA_KEY, X25519PublicKey.from_public_bytes(point), info())
