@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,13 +15,16 @@ from gateway.audit.log import AuditLog
 from gateway.catalog import Catalog
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
+from gateway.context.geoip import GeoIp, MaxMindGeoIp, NoGeoIp
+from gateway.context.policy_source import PolicySource
 from gateway.crypto.keyring import GatewayKeys
 from gateway.crypto.keystore import LocalKeystore
 from gateway.errors import InvalidInput, Unavailable
 from gateway.identity import dev_issuer
 from gateway.identity.issuers import load_issuers_file
 from gateway.identity.tokens import TokenVerifier
-from gateway.policy.pack import PolicyPack, load_pack
+from gateway.policy.pack import load_pack
+from gateway.policy.screening import ScreeningList, load_screening_list
 from gateway.service import GrantService
 from gateway.state.database import create_schema, make_engine, session_factory
 from gateway.storage.interfaces import BlobStore
@@ -33,7 +37,10 @@ class Services:
     clock: Clock
     engine: Engine
     sessions: sessionmaker[Session]
-    pack: PolicyPack
+    policy: PolicySource
+    geoip: GeoIp
+    screening: ScreeningList | None
+    trusted_proxies: tuple[IPNetwork, ...]
     keys: GatewayKeys
     keystore: LocalKeystore
     blobs: BlobStore
@@ -61,6 +68,16 @@ class Services:
         self.engine.dispose()
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(text: str) -> tuple[IPNetwork, ...]:
+    try:
+        return tuple(ipaddress.ip_network(p.strip()) for p in text.split(",") if p.strip())
+    except ValueError as exc:
+        raise InvalidInput(f"WEIGHTGATE_TRUSTED_PROXIES: {exc}") from None
+
+
 def build_storage(settings: Settings, url_key: bytes) -> BlobStore:
     location = settings.resolved_storage()
     if location.startswith("file://"):
@@ -81,7 +98,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     except SQLAlchemyError as exc:
         raise Unavailable("the database is unreachable") from exc
     sessions = session_factory(engine)
-    pack = load_pack(settings.policy)
+    pack = load_pack(settings.policy, search_dir=settings.policy_dir)
     keystore = LocalKeystore(keys_dir)
     blobs = build_storage(settings, keys.url_hmac)
     audit = AuditLog(
@@ -89,6 +106,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         origin=settings.audit_origin,
         signer=keys.audit_signer,
         checkpoint_dir=settings.home / "checkpoints",
+    )
+    policy = PolicySource(
+        pack, spec=settings.policy, search_dir=settings.policy_dir, audit=audit, clock=clock
+    )
+    geoip: GeoIp = MaxMindGeoIp(settings.geoip_db) if settings.geoip_db else NoGeoIp()
+    screening = (
+        load_screening_list(settings.screening_list, threshold=settings.screening_threshold)
+        if settings.screening_list
+        else None
     )
     catalog = Catalog(
         sessions,
@@ -105,7 +131,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         audit=audit,
         keystore=keystore,
         blobs=blobs,
-        pack=pack,
+        policy=policy,
+        geoip=geoip,
+        screening=screening,
         clock=clock,
         public_url=settings.url,
         url_key=keys.url_hmac,
@@ -118,16 +146,19 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         issuers.append(dev)
     verifier = TokenVerifier(issuers, clock, timedelta(seconds=settings.token_leeway_seconds))
     return Services(
-        settings,
-        clock,
-        engine,
-        sessions,
-        pack,
-        keys,
-        keystore,
-        blobs,
-        audit,
-        catalog,
-        grants,
-        verifier,
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        policy=policy,
+        geoip=geoip,
+        screening=screening,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
+        keys=keys,
+        keystore=keystore,
+        blobs=blobs,
+        audit=audit,
+        catalog=catalog,
+        grants=grants,
+        verifier=verifier,
     )

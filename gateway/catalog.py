@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
@@ -22,13 +23,12 @@ from gateway.clock import Clock
 from gateway.crypto.fileformat import ALGORITHM, KEY_SIZE, encrypt_stream, file_context
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Conflict, InvalidInput, NotFound, Unavailable
+from gateway.policy.classification import classify
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
 
-# 4E091: weights of a model trained with 10^26 or more operations.
-CONTROL_THRESHOLD_OPS = Decimal("1e26")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")
 T = TypeVar("T")
@@ -62,23 +62,13 @@ def check_file_path(value: str) -> str:
     return value
 
 
-def parse_training_ops(value: str) -> Decimal:
-    """Operations used in training; scientific notation welcome (``3e26``)."""
-    try:
-        ops = Decimal(value)
-    except InvalidOperation:
-        raise InvalidInput(f"training operations {value!r} is not a number") from None
-    if not ops.is_finite() or ops < 0:
-        raise InvalidInput("training operations must be a non-negative number")
-    return ops
-
-
 @dataclass(frozen=True)
 class OrgView:
     id: str
     name: str
     hq: str
     parent_hq: str | None
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +76,7 @@ class ModelView:
     id: str
     eccn: Eccn
     training_ops: str | None
+    classification_basis: str
     revisions: tuple[str, ...]
 
 
@@ -110,13 +101,24 @@ class Catalog:
     # Organisations -------------------------------------------------------
 
     def add_org(
-        self, org_id: str, *, name: str, hq: str, parent_hq: str | None, context: RequestContext
+        self,
+        org_id: str,
+        *,
+        name: str,
+        hq: str,
+        parent_hq: str | None,
+        context: RequestContext,
+        aliases: tuple[str, ...] = (),
     ) -> OrgView:
+        clean_aliases = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip()))
+        if any(len(a) > 200 for a in clean_aliases) or len(clean_aliases) > 50:
+            raise InvalidInput("at most 50 aliases of at most 200 characters each")
         org = OrgView(
             check_org_id(org_id),
             name.strip() or org_id,
             country_code(hq, what="headquarters"),
             None if parent_hq is None else country_code(parent_hq, what="parent headquarters"),
+            clean_aliases,
         )
         if self.org(org.id) is not None:
             raise Conflict(f"organisation {org.id} already exists")
@@ -127,6 +129,7 @@ class Catalog:
                 Organisation(
                     id=org.id,
                     name=org.name,
+                    aliases=json.dumps(list(org.aliases)),
                     hq_country=org.hq,
                     parent_hq_country=org.parent_hq,
                     created_at=now,
@@ -138,14 +141,27 @@ class Catalog:
             time=now,
             context=context,
             actor={"subject": "operator", "org": None},
-            org={"id": org.id, "name": org.name, "hq": org.hq, "parent_hq": org.parent_hq},
+            org={
+                "id": org.id,
+                "name": org.name,
+                "aliases": list(org.aliases),
+                "hq": org.hq,
+                "parent_hq": org.parent_hq,
+            },
         )
         self._audit.append([event], insert)
         return org
 
     def org(self, org_id: str) -> OrgView | None:
         row = self._read(lambda s: s.get(Organisation, org_id))
-        return OrgView(row.id, row.name, row.hq_country, row.parent_hq_country) if row else None
+        return _org_view(row) if row else None
+
+    def orgs(self) -> list[OrgView]:
+        return self._read(
+            lambda s: [
+                _org_view(r) for r in s.scalars(select(Organisation).order_by(Organisation.id))
+            ]
+        )
 
     # Models --------------------------------------------------------------
 
@@ -159,7 +175,13 @@ class Catalog:
                     .order_by(Revision.published_at)
                 )
                 views.append(
-                    ModelView(model.id, Eccn(model.eccn), model.training_ops, tuple(revisions))
+                    ModelView(
+                        model.id,
+                        Eccn(model.eccn),
+                        model.training_ops,
+                        model.classification_basis,
+                        tuple(revisions),
+                    )
                 )
             return views
 
@@ -194,32 +216,43 @@ class Catalog:
         eccn: Eccn,
         training_ops: Decimal | None,
         context: RequestContext,
+        weights_published: bool = False,
+        below_frontier_reason: str | None = None,
     ) -> list[ModelFile]:
+        """Encrypt, store and register one revision of a model.
+
+        The classification is checked against the facts first (see
+        ``policy.classification``). A later revision may make a model
+        stricter (EAR99 to 4E091), never looser.
+        """
         check_model_id(model_id)
         check_revision(revision)
-        if (
-            training_ops is not None
-            and training_ops >= CONTROL_THRESHOLD_OPS
-            and eccn is Eccn.EAR99
-        ):
-            raise InvalidInput(
-                f"a model trained with {training_ops:.3E} operations is at or above the 4E091 "
-                "threshold of 1E+26; classify it 4E091"
-            )
+        classification = classify(
+            declared=eccn,
+            training_ops=training_ops,
+            weights_published=weights_published,
+            below_frontier_reason=below_frontier_reason,
+        )
         sources = list(_model_files(directory))
         existing = next((m for m in self.models() if m.id == model_id), None)
         if existing is not None and revision in existing.revisions:
             raise Conflict(f"{model_id}@{revision} is already published")
-        if existing is not None and existing.eccn is not eccn:
-            raise Conflict(f"{model_id} is classified {existing.eccn.value}, not {eccn.value}")
+        if existing is not None and existing.eccn is Eccn.AI_MODEL_WEIGHTS and eccn is Eccn.EAR99:
+            raise Conflict(f"{model_id} is classified 4E091; a revision cannot make it EAR99")
         rows = [self._encrypt_and_store(src, rel, model_id, revision) for src, rel in sources]
         now = self._clock.now()
+        ops = None if training_ops is None else str(training_ops)
 
         def register(session: Session, _indices: list[int]) -> None:
-            if existing is None:
-                ops = None if training_ops is None else str(training_ops)
-                session.add(Model(id=model_id, eccn=eccn.value, training_ops=ops, created_at=now))
-                session.flush()
+            model = session.get(Model, model_id)
+            if model is None:
+                model = Model(id=model_id, created_at=now)
+                session.add(model)
+            model.eccn = classification.eccn.value
+            model.training_ops = ops
+            model.weights_published = weights_published
+            model.classification_basis = classification.basis
+            session.flush()
             session.add(Revision(model_id=model_id, revision=revision, published_at=now))
             session.add_all(rows)
 
@@ -230,8 +263,8 @@ class Catalog:
             actor={"subject": "operator", "org": None},
             model=model_id,
             revision=revision,
-            eccn=eccn.value,
-            training_ops=None if training_ops is None else str(training_ops),
+            classification={"eccn": classification.eccn.value, "basis": classification.basis},
+            training_ops=ops,
             files=[
                 {"path": r.path, "size": r.plaintext_size, "sha256": r.plaintext_sha256}
                 for r in rows
@@ -278,6 +311,12 @@ class Catalog:
                 return query(session)
         except SQLAlchemyError as exc:
             raise Unavailable("the database is unavailable") from exc
+
+
+def _org_view(row: Organisation) -> OrgView:
+    return OrgView(
+        row.id, row.name, row.hq_country, row.parent_hq_country, tuple(json.loads(row.aliases))
+    )
 
 
 def key_context(model_id: str, revision: str, path: str, file_version: str) -> dict[str, str]:

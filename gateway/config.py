@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     url: str = "http://127.0.0.1:8080"
     policy: str = DEFAULT_PACK
+    policy_dir: Path | None = None
+    geoip_db: Path | None = None
+    screening_list: Path | None = None
+    screening_threshold: int = Field(default=90, ge=50, le=100)
+    trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     issuers_file: Path | None = None
     audit_origin: str = "weightgate.local/audit"
     grant_ttl_seconds: int = Field(default=900, gt=0)

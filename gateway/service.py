@@ -25,12 +25,14 @@ from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.catalog import Catalog, check_file_path, check_model_id, check_revision, key_context
 from gateway.clock import Clock
+from gateway.context.geoip import GeoIp
+from gateway.context.policy_source import PolicySource
 from gateway.crypto.keyrelease import SUITE_NAME, grant_info, parse_recipient_key, seal_key
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied, Unavailable
 from gateway.identity.principal import Principal, Role
 from gateway.policy.decision import DecisionRequest, decide
-from gateway.policy.pack import PolicyPack
+from gateway.policy.screening import ScreeningHit, ScreeningList
 from gateway.state.tables import Grant, ModelFile
 from gateway.storage.interfaces import BlobStore, StoredObject
 
@@ -59,7 +61,9 @@ class GrantService:
         audit: AuditLog,
         keystore: Keystore,
         blobs: BlobStore,
-        pack: PolicyPack,
+        policy: PolicySource,
+        geoip: GeoIp,
+        screening: ScreeningList | None,
         clock: Clock,
         public_url: str,
         url_key: bytes,
@@ -71,7 +75,9 @@ class GrantService:
         self._audit = audit
         self._keystore = keystore
         self._blobs = blobs
-        self.pack = pack
+        self._policy = policy
+        self._geoip = geoip
+        self._screening = screening
         self._clock = clock
         self._public_url = public_url.rstrip("/")
         self._url_key = url_key
@@ -91,16 +97,21 @@ class GrantService:
         files = self._select_files(model.id, revision, request.files)
         org = self._catalog.org(principal.org)
         now = self._clock.now()
+        hits: tuple[ScreeningHit, ...] = ()
+        if org is not None and self._screening is not None:
+            hits = tuple(self._screening.screen([org.name, *org.aliases]))
         decision = decide(
             DecisionRequest(
                 location=principal.country,
                 org_hq=org.hq if org else None,
                 parent_hq=org.parent_hq if org else None,
-                ip_country=None,
+                ip_country=self._geoip.country_of(context.client_address),
                 eccn=model.eccn,
                 on=now.date(),
+                classification_basis=model.classification_basis,
+                screening_hits=hits,
             ),
-            self.pack,
+            self._policy.current,
         )
         common: dict[str, Any] = {
             "model": model.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from collections.abc import Callable
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gateway.audit.events import RequestContext
-from gateway.bootstrap import Services
+from gateway.bootstrap import IPNetwork, Services
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.identity.principal import Principal, Role
 
@@ -19,14 +20,44 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def get_context(request: Request) -> RequestContext:
-    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
-    client = request.client.host if request.client else None
-    return RequestContext(request_id=request_id, client_address=client)
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_context(request: Request, services: ServicesDep) -> RequestContext:
+    request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
+    peer = request.client.host if request.client else None
+    return RequestContext(
+        request_id=request_id,
+        client_address=client_address(
+            peer, request.headers.get("x-forwarded-for"), services.trusted_proxies
+        ),
+    )
+
+
 ContextDep = Annotated[RequestContext, Depends(get_context)]
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted: tuple[IPNetwork, ...]
+) -> str | None:
+    """The client's address: the peer, or, behind trusted proxies, who they say connected.
+
+    X-Forwarded-For is read right to left and only through proxies we trust,
+    so a client cannot pick its own country by sending the header itself.
+    """
+    address = peer
+    hops = [h.strip() for h in (forwarded_for or "").split(",") if h.strip()]
+    while address is not None and _within(address, trusted) and hops:
+        address = hops.pop()
+    return address
+
+
+def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
 
 
 def get_principal(request: Request, services: ServicesDep) -> Principal:
@@ -55,3 +86,4 @@ def require_role(*roles: Role) -> Callable[[Principal], Principal]:
 
 
 SecurityReader = Annotated[Principal, Depends(require_role(Role.SECURITY, Role.ADMIN))]
+Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]

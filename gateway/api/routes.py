@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.api.deps import ContextDep, PrincipalDep, SecurityReader, ServicesDep
-from gateway.api.schemas import ExplainBody, GrantBody
+from gateway.api.deps import Admin, ContextDep, PrincipalDep, SecurityReader, ServicesDep
+from gateway.api.schemas import ExplainBody, GrantBody, ReloadBody
+from gateway.context.policy_source import pack_summary
 from gateway.errors import NotFound
 from gateway.policy.explain import explain
 from gateway.service import GrantRequest
@@ -72,6 +73,7 @@ def list_models(_principal: PrincipalDep, services: ServicesDep) -> dict[str, An
             {
                 "id": m.id,
                 "eccn": m.eccn.value,
+                "classification_basis": m.classification_basis,
                 "training_ops": m.training_ops,
                 "revisions": list(m.revisions),
             }
@@ -85,7 +87,7 @@ def policy_explain(
     body: ExplainBody, _principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
     decision = explain(
-        services.pack,
+        services.policy.current,
         country=body.country,
         org_hq=body.org_hq,
         parent_hq=body.parent_hq,
@@ -94,6 +96,15 @@ def policy_explain(
         on=body.at or services.clock.now().date(),
     )
     return decision.to_dict()
+
+
+@router.post("/v1/policy/reload")
+def policy_reload(
+    body: ReloadBody, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    """Switch packs, or re-read the configured one; audited, and a bad pack changes nothing."""
+    pack = services.policy.reload(context, name=body.pack, by=admin)
+    return pack_summary(pack)
 
 
 @router.get("/v1/audit/entries")

@@ -25,3 +25,11 @@ class ExplainBody(BaseModel):
     ip_country: str | None = Field(default=None, min_length=2, max_length=2)
     eccn: str = Field(default="4E091", max_length=16)
     at: date | None = None
+
+
+class ReloadBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # A pack name (shipped, or in WEIGHTGATE_POLICY_DIR); never a path, so an
+    # HTTP caller cannot make the gateway read an arbitrary file.
+    pack: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")

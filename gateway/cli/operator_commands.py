@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -10,14 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.catalog import parse_training_ops
+from gateway.bootstrap import Services
 from gateway.cli.common import operator_context, operator_services
 from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.crypto.keyring import init_keys
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity import dev_issuer
 from gateway.identity.principal import Role
+from gateway.policy.classification import parse_training_ops
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 
@@ -69,11 +72,19 @@ def orgs_add(
     parent_hq: Annotated[
         str | None, typer.Option(help="Ultimate parent's headquarters country.")
     ] = None,
+    alias: Annotated[
+        list[str] | None, typer.Option(help="Another name it trades under; repeat for several.")
+    ] = None,
 ) -> None:
-    """Register an organisation."""
+    """Register an organisation (its name and aliases are screened on every request)."""
     services = operator_services()
     org = services.catalog.add_org(
-        org_id, name=name, hq=hq, parent_hq=parent_hq, context=operator_context()
+        org_id,
+        name=name,
+        hq=hq,
+        parent_hq=parent_hq,
+        aliases=tuple(alias or ()),
+        context=operator_context(),
     )
     parent = f", parent HQ {org.parent_hq}" if org.parent_hq else ""
     console.print(f"registered {org.id} ({org.name}), HQ {org.hq}{parent}")
@@ -87,6 +98,15 @@ def models_publish(
     eccn: Annotated[str, typer.Option(help="Export classification: 4E091 or EAR99.")],
     training_ops: Annotated[
         str | None, typer.Option(help="Training operations, e.g. 3e26 (fine-tuning counts).")
+    ] = None,
+    weights_published: Annotated[
+        bool, typer.Option(help="The weights are published (15 CFR 734.7).")
+    ] = False,
+    below_frontier: Annotated[
+        str | None,
+        typer.Option(
+            help="Why the model is less capable than the best published one.", metavar="REASON"
+        ),
     ] = None,
 ) -> None:
     """Encrypt and upload a model directory, and register it."""
@@ -102,22 +122,27 @@ def models_publish(
         revision=revision,
         eccn=classification,
         training_ops=ops,
+        weights_published=weights_published,
+        below_frontier_reason=below_frontier,
         context=operator_context(),
     )
     total = sum(r.plaintext_size for r in rows)
-    console.print(
-        f"published {model}@{revision} ({classification.value}): "
-        f"{len(rows)} files, {total:,} bytes, encrypted"
-    )
+    view = services.catalog.model(model)
+    console.print(f"classified {view.eccn.value}: {view.classification_basis}")
+    console.print(f"published {model}@{revision}: {len(rows)} files, {total:,} bytes, encrypted")
 
 
 @models_app.command("list")
 def models_list() -> None:
     """List models and their classification."""
-    table = Table("model", "eccn", "training ops", "revisions")
+    table = Table("model", "eccn", "basis", "training ops", "revisions")
     for model in operator_services().catalog.models():
         table.add_row(
-            model.id, model.eccn.value, model.training_ops or "-", ", ".join(model.revisions)
+            model.id,
+            model.eccn.value,
+            model.classification_basis,
+            model.training_ops or "-",
+            ", ".join(model.revisions),
         )
     console.print(table)
 
@@ -138,7 +163,26 @@ def serve(
             f"{services.settings.keys_dir / dev_issuer.JWKS_FILE} in production",
             soft_wrap=True,
         )
+    services.policy.record_in_force(operator_context())
+    _reload_on_sighup(services)
     uvicorn.run(create_app(services), host=host, port=port, log_level="info")
+
+
+def _reload_on_sighup(services: Services) -> None:
+    """SIGHUP re-reads the configured pack; a bad pack is reported and the old one stays."""
+    stderr = Console(stderr=True, soft_wrap=True)
+
+    def reload() -> None:
+        try:
+            pack = services.policy.reload(operator_context())
+        except WeightgateError as exc:
+            stderr.print(f"[bold red]policy reload refused:[/] {exc.message}")
+            return
+        stderr.print(f"policy switched to {pack.name} {pack.version} (sha256 {pack.sha256[:16]}…)")
+
+    # The handler only starts a thread: reloading writes to the audit log, which
+    # must not run inside a signal handler that may have interrupted a writer.
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: threading.Thread(target=reload).start())
 
 
 def demo() -> None:

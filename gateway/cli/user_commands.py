@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,13 +17,16 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 
-from gateway.cli.common import parse_day
+from gateway.cli.common import operator_services, parse_day
 from gateway.client.fetch import fetch
 from gateway.client.gateway_api import GatewayClient
 from gateway.config import ClientSettings, Settings
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, WeightgateError
+from gateway.impact import organisation_cases, recent_grant_cases
 from gateway.policy.decision import Decision
+from gateway.policy.diff import decision_changes, tier_changes
 from gateway.policy.explain import explain
 from gateway.policy.pack import load_pack
 
@@ -88,7 +91,8 @@ def policy_explain(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The decision and its reasons, without a request."""
-    pack = load_pack(policy or Settings().policy)
+    settings = Settings()
+    pack = load_pack(policy or settings.policy, search_dir=settings.policy_dir)
     decision = explain(
         pack,
         country=country,
@@ -103,6 +107,58 @@ def policy_explain(
     else:
         print_decision(console, decision)
     raise typer.Exit(0 if decision.allowed else 1)
+
+
+@policy_app.command("diff")
+def policy_diff(
+    pack_a: Annotated[str, typer.Argument(metavar="PACK_A", help="Pack name or .toml path.")],
+    pack_b: Annotated[str, typer.Argument(metavar="PACK_B", help="Pack name or .toml path.")],
+    at: Annotated[str | None, typer.Option(help="The day to compare (YYYY-MM-DD).")] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Evaluate PACK_B on this day instead (YYYY-MM-DD).")
+    ] = None,
+    since_days: Annotated[
+        int, typer.Option(min=1, max=3650, help="Replay grant decisions this many days back.")
+    ] = 30,
+) -> None:
+    """Countries whose tier changes, and organisations and recent grants decided differently."""
+    settings = Settings()
+    a = load_pack(pack_a, search_dir=settings.policy_dir)
+    b = load_pack(pack_b, search_dir=settings.policy_dir)
+    on_a = parse_day(at) or date.today()
+    on_b = parse_day(to, what="--to") or on_a
+    console.print(
+        f"[bold]{a.name} {a.version}[/] on {on_a} -> [bold]{b.name} {b.version}[/] on {on_b}",
+        highlight=False,
+    )
+    changes = tier_changes(a, b, on_a=on_a, on_b=on_b)
+    table = Table("country", "name", "tier before", "tier after", title="countries")
+    for change in changes:
+        table.add_row(change.country, change.name, str(change.before), str(change.after))
+    console.print(table if changes else "countries: no tier changes")
+    try:
+        services = operator_services()
+    except WeightgateError as exc:
+        console.print(f"organisations and grants: not compared ({exc.message})", highlight=False)
+        return
+    now = datetime.now(UTC)
+    cases = organisation_cases(services.catalog, now) + recent_grant_cases(
+        services.audit, now - timedelta(days=since_days)
+    )
+    decided = decision_changes(cases, a, b, on_a=on_a, on_b=on_b)
+    table = Table("case", "before", "after", title="organisations and recent grants")
+    for moved in decided:
+        table.add_row(
+            moved.label,
+            f"{moved.before.effect} (Tier {moved.before.tier})",
+            f"{moved.after.effect} (Tier {moved.after.tier})",
+        )
+    console.print(
+        table
+        if decided
+        else f"organisations and recent grants: {len(cases)} compared, none decided differently"
+    )
+    console.print("exemptions: none are recorded by this gateway")
 
 
 def print_decision(out: Console, decision: Decision) -> None:

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any, Literal
 
 from gateway.policy.pack import CountryTier, Eccn, PolicyPack
+from gateway.policy.screening import ScreeningHit
 
 Effect = Literal["allow", "deny"]
 
@@ -39,6 +40,9 @@ class DecisionRequest:
     ip_country: str | None
     eccn: Eccn
     on: date
+    classification_basis: str | None = None
+    # Denied-party screening hits for the organisation; any hit denies.
+    screening_hits: tuple[ScreeningHit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class Decision:
     on: date
     input_tiers: dict[str, CountryTier] = field(default_factory=dict)
     reasons: tuple[Reason, ...] = ()
+    classification_basis: str | None = None
+    screening_hits: tuple[ScreeningHit, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -76,12 +82,14 @@ class Decision:
             "policy_version": self.policy_version,
             "policy_sha256": self.policy_sha256,
             "eccn": self.eccn.value,
+            "classification_basis": self.classification_basis,
             "on": self.on.isoformat(),
             "inputs": {
                 name: {"country": ct.country, "tier": ct.tier, "group": ct.group}
                 for name, ct in self.input_tiers.items()
             },
             "reasons": [reason.to_dict() for reason in self.reasons],
+            "screening": [hit.to_dict() for hit in self.screening_hits],
         }
 
 
@@ -139,6 +147,15 @@ def decide(request: DecisionRequest, pack: PolicyPack) -> Decision:
                 "15 CFR 740.27 (headquarters test)",
             )
         )
+    blockers.extend(
+        Reason(
+            "DENIED_PARTY_MATCH",
+            f"organisation name {hit.screened_name!r} matches {hit.listed_name!r} "
+            f"(entry {hit.entry_id}, score {hit.score})",
+            f"Consolidated Screening List, {hit.source}",
+        )
+        for hit in request.screening_hits
+    )
     rule = pack.rule_for(request.eccn)
     allowance: tuple[Reason, ...] = ()
     if rule is None:
@@ -177,4 +194,6 @@ def decide(request: DecisionRequest, pack: PolicyPack) -> Decision:
         on=request.on,
         input_tiers=input_tiers,
         reasons=tuple(reasons + blockers),
+        classification_basis=request.classification_basis,
+        screening_hits=request.screening_hits,
     )

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -17,6 +26,7 @@ class Organisation(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[str] = mapped_column(Text, default="[]")  # JSON list, screened with the name
     hq_country: Mapped[str] = mapped_column(String(2))
     parent_hq_country: Mapped[str | None] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -28,6 +38,8 @@ class Model(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     eccn: Mapped[str] = mapped_column(String(16))
     training_ops: Mapped[str | None] = mapped_column(String(32))  # exact decimal text, no floats
+    weights_published: Mapped[bool] = mapped_column(Boolean, default=False)
+    classification_basis: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -340,6 +340,15 @@ def test_health_readiness_and_catalog(http: httpx.Client, catalog_ready: Service
     assert http.get("/healthz").json() == {"status": "ok"}
     assert http.get("/readyz").json() == {"database": "ok", "storage": "ok", "keys": "ok"}
     models = http.get("/v1/models", headers=_auth(mint(catalog_ready))).json()["models"]
-    assert models == [{"id": MODEL, "eccn": "4E091", "training_ops": None, "revisions": [REVISION]}]
+    assert models == [
+        {
+            "id": MODEL,
+            "eccn": "4E091",
+            "classification_basis": "declared 4E091 by the operator; training operations not "
+            "recorded",
+            "training_ops": None,
+            "revisions": [REVISION],
+        }
+    ]
     assert http.get("/v1/audit/checkpoint").text.startswith("weightgate.local/audit\n")
     assert "python_info" in http.get("/metrics").text

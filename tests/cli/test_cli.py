@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
+from gateway.api.background import free_port
 from gateway.demo import write_synthetic_model
 
 WEIGHTGATE = str(Path(sys.executable).with_name("weightgate"))
@@ -33,7 +39,11 @@ COMMANDS = [
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTGATE_")}
-    base.update(WEIGHTGATE_HOME=str(tmp_path / "home"), WEIGHTGATE_KEYS_DIR=str(tmp_path / "keys"))
+    base.update(
+        WEIGHTGATE_HOME=str(tmp_path / "home"),
+        WEIGHTGATE_KEYS_DIR=str(tmp_path / "keys"),
+        COLUMNS="250",  # tables as on a wide terminal, so cells are not wrapped
+    )
     return base
 
 
@@ -176,3 +186,126 @@ def test_minted_token_is_a_jwt_for_the_dev_issuer(env: dict[str, str]) -> None:
         2,
         "not an ISO 3166-1",
     )
+
+
+def test_policy_diff_shows_countries_and_the_organisations_a_change_would_move(
+    env: dict[str, str],
+) -> None:
+    assert run(env, "keys", "init").returncode == 0
+    assert run(env, "orgs", "add", "angkor", "--name", "Angkor AI", "--hq", "KH").returncode == 0
+    assert run(env, "orgs", "add", "rhein", "--name", "Rhein AI", "--hq", "DE").returncode == 0
+    result = run(
+        env,
+        "policy",
+        "diff",
+        "ai-diffusion-2025",
+        "ai-diffusion-2025",
+        "--at",
+        "2026-01-15",
+        "--to",
+        "2026-02-15",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "KH" in result.stdout and "Cambodia" in result.stdout
+    assert "org angkor" in result.stdout and "org rhein" not in result.stdout
+    assert "(Tier 3)" in result.stdout and "(Tier 2)" in result.stdout
+    unchanged = run(
+        env, "policy", "diff", "ai-diffusion-2025", "ai-diffusion-2025", "--at", "2026-03-01"
+    )
+    assert "no tier changes" in unchanged.stdout
+    assert "none decided differently" in unchanged.stdout
+
+
+def test_publish_records_the_classification_basis(env: dict[str, str], tmp_path: Path) -> None:
+    assert run(env, "keys", "init").returncode == 0
+    model = tmp_path / "model"
+    write_synthetic_model(model, shards=1, shard_bytes=10_000)
+    base = ["models", "publish", str(model), "--model", "acme/m"]
+    below = run(
+        env,
+        *base,
+        "--revision",
+        "r1",
+        "--eccn",
+        "EAR99",
+        "--training-ops",
+        "4e26",
+        "--below-frontier",
+        "trails the best open model on every benchmark",
+    )
+    assert below.returncode == 0, below.stderr
+    assert "less capable than the most capable published model" in below.stdout
+    listing = run(env, "models", "list").stdout
+    assert "EAR99" in listing and "trails the best open model" in listing
+    stricter = run(env, *base, "--revision", "r2", "--eccn", "4E091", "--training-ops", "5e26")
+    assert stricter.returncode == 0 and "classified 4E091" in stricter.stdout
+    assert_one_line_error(
+        run(env, *base, "--revision", "r3", "--eccn", "EAR99"), 5, "cannot make it EAR99"
+    )
+
+
+def test_sighup_switches_the_pack_of_a_running_gateway(env: dict[str, str], tmp_path: Path) -> None:
+    shipped = Path(__file__).parents[2] / "gateway/policy/packs/ai-diffusion-2025.toml"
+    pack = tmp_path / "policy.toml"
+    pack.write_text(shipped.read_text(), encoding="utf-8")
+    port = free_port()
+    env = {**env, "WEIGHTGATE_POLICY": str(pack), "WEIGHTGATE_URL": f"http://127.0.0.1:{port}"}
+    assert run(env, "keys", "init").returncode == 0
+    server = subprocess.Popen(
+        [WEIGHTGATE, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(server.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: _ready(port))
+        pack.write_text(pack.read_text().replace('version = "2025-01-15.1"', 'version = "local-2"'))
+        server.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: (
+                "local-2"
+                in run(env, "audit", "query", "--event", "policy.load", "--format", "jsonl").stdout
+            )
+        )
+        good = pack.read_text()
+        pack.write_text("not = [valid", encoding="utf-8")
+        server.send_signal(signal.SIGHUP)
+        wait_until(lambda: any("policy reload refused" in line for line in said))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        reader.join(timeout=30)
+        if server.stderr is not None:
+            server.stderr.close()
+    stderr = "".join(said)
+    pack.write_text(good, encoding="utf-8")  # the CLI below loads the configured pack too
+    loads = [
+        json.loads(line)
+        for line in run(
+            env, "audit", "query", "--event", "policy.load", "--format", "jsonl"
+        ).stdout.splitlines()
+    ]
+    assert [entry["pack"]["version"] for entry in loads] == ["2025-01-15.1", "local-2"]
+    assert loads[1]["previous"]["version"] == "2025-01-15.1"
+    assert "policy switched to ai-diffusion-2025 local-2" in stderr
+    assert "policy reload refused" in stderr
+
+
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Poll an observable condition with a deadline: synchronisation, not a sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)

@@ -25,6 +25,8 @@ DECISION_KEYS = {
     "on",
     "inputs",
     "reasons",
+    "classification_basis",
+    "screening",
 }
 
 

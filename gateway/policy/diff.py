@@ -1,0 +1,53 @@
+"""What changes between two packs, or two days of one pack; pure, packs and cases in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date
+
+from gateway.policy.countries import iso_countries
+from gateway.policy.decision import Decision, DecisionRequest, decide
+from gateway.policy.pack import PolicyPack
+
+
+@dataclass(frozen=True)
+class TierChange:
+    country: str
+    name: str
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class DecisionChange:
+    label: str
+    before: Decision
+    after: Decision
+
+
+def tier_changes(a: PolicyPack, b: PolicyPack, *, on_a: date, on_b: date) -> list[TierChange]:
+    changes = []
+    for code, name in sorted(iso_countries().items()):
+        before, after = a.tier_of(code, on_a).tier, b.tier_of(code, on_b).tier
+        if before != after:
+            changes.append(TierChange(code, name, before, after))
+    return changes
+
+
+def decision_changes(
+    cases: Iterable[tuple[str, DecisionRequest]],
+    a: PolicyPack,
+    b: PolicyPack,
+    *,
+    on_a: date,
+    on_b: date,
+) -> list[DecisionChange]:
+    """The cases whose effect or tier differs between ``a`` on ``on_a`` and ``b`` on ``on_b``."""
+    changes = []
+    for label, request in cases:
+        before = decide(replace(request, on=on_a), a)
+        after = decide(replace(request, on=on_b), b)
+        if (before.effect, before.tier) != (after.effect, after.tier):
+            changes.append(DecisionChange(label, before, after))
+    return changes
