@@ -26,7 +26,7 @@ from gateway.identity.tokens import TokenVerifier
 from gateway.policy.pack import load_pack
 from gateway.policy.screening import ScreeningList, load_screening_list
 from gateway.service import GrantService
-from gateway.state.database import create_schema, make_engine, session_factory
+from gateway.state.database import make_engine, migrate, session_factory
 from gateway.storage.interfaces import BlobStore
 from gateway.storage.local import LocalBlobStore
 
@@ -94,7 +94,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url())
     try:
-        create_schema(engine)
+        migrate(engine)
     except SQLAlchemyError as exc:
         raise Unavailable("the database is unreachable") from exc
     sessions = session_factory(engine)

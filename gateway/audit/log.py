@@ -83,8 +83,7 @@ class AuditLog:
             select(TreeState).where(TreeState.id == 1).with_for_update()
         ).one_or_none()
         if state is None:
-            state = TreeState(id=1, size=0, root=CompactRange().root(), frontier=b"")
-            session.add(state)
+            raise IntegrityError("the audit tree head is missing; refusing to append")
         tree = self._checked_head(state)
         indices = []
         for event in events:

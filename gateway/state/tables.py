@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -59,8 +60,8 @@ class ModelFile(Base):
     model_id: Mapped[str] = mapped_column(String(128))
     revision: Mapped[str] = mapped_column(String(128))
     path: Mapped[str] = mapped_column(String(512))
-    plaintext_size: Mapped[int] = mapped_column(Integer)
-    ciphertext_size: Mapped[int] = mapped_column(Integer)
+    plaintext_size: Mapped[int] = mapped_column(BigInteger)
+    ciphertext_size: Mapped[int] = mapped_column(BigInteger)
     plaintext_sha256: Mapped[str] = mapped_column(String(64))
     header: Mapped[bytes] = mapped_column(LargeBinary)
     algorithm: Mapped[str] = mapped_column(String(80))
@@ -82,7 +83,7 @@ class Grant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    audit_index: Mapped[int] = mapped_column(Integer)
+    audit_index: Mapped[int] = mapped_column(BigInteger)
 
 
 class AuditEntry(Base):
@@ -90,7 +91,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_entries"
 
-    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
     # Columns copied out of the entry for filtering only; verification never reads them.
@@ -108,7 +109,7 @@ class TreeState(Base):
     __tablename__ = "tree_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    size: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
     root: Mapped[bytes] = mapped_column(LargeBinary)
     # The compact range (right-edge subtree hashes), so appends are O(log n).
     frontier: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,1 @@
+"""Alembic migrations: every schema change ships as a revision here."""
