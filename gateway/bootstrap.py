@@ -22,6 +22,7 @@ from gateway.crypto.keystore import LocalKeystore
 from gateway.errors import InvalidInput, Unavailable
 from gateway.identity import dev_issuer
 from gateway.identity.issuers import load_issuers_file
+from gateway.identity.replay import DatabaseReplayGuard
 from gateway.identity.tokens import TokenVerifier
 from gateway.policy.pack import load_pack
 from gateway.policy.screening import ScreeningList, load_screening_list
@@ -140,11 +141,16 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         audit_hash_key=keys.audit_hmac,
         grant_ttl=timedelta(seconds=ttl),
     )
-    issuers = load_issuers_file(settings.issuers_file) if settings.issuers_file else []
+    issuers = load_issuers_file(settings.issuers_file, clock) if settings.issuers_file else []
     dev = dev_issuer.trusted(keys_dir)
     if dev is not None:
         issuers.append(dev)
-    verifier = TokenVerifier(issuers, clock, timedelta(seconds=settings.token_leeway_seconds))
+    verifier = TokenVerifier(
+        issuers,
+        clock,
+        timedelta(seconds=settings.token_leeway_seconds),
+        replay=DatabaseReplayGuard(sessions, clock),
+    )
     return Services(
         settings=settings,
         clock=clock,

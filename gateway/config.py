@@ -47,3 +47,4 @@ class ClientSettings(BaseSettings):
 
     url: str = "http://127.0.0.1:8080"
     token: str | None = None
+    dpop_key: Path | None = None  # PEM (Ed25519 or P-256) the token is bound to, if DPoP

@@ -9,10 +9,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.audit.events import RequestContext
+from gateway.audit.events import RequestContext, build_event, keyed_hash
 from gateway.bootstrap import IPNetwork, Services
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.identity.principal import Principal, Role
+from gateway.identity.tokens import Presentation
 
 
 def get_services(request: Request) -> Services:
@@ -60,14 +61,42 @@ def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(parsed in network for network in networks)
 
 
-def get_principal(request: Request, services: ServicesDep) -> Principal:
+def get_principal(request: Request, services: ServicesDep, context: ContextDep) -> Principal:
+    """The verified caller. Every refusal is audited as ``auth.reject`` before the 401 leaves."""
+    try:
+        return _verify(request, services)
+    except Unauthenticated as refusal:
+        _, _, token = request.headers.get("authorization", "").partition(" ")
+        event = build_event(
+            "auth.reject",
+            time=services.clock.now(),
+            context=context,
+            reason=refusal.message,
+            method=request.method,
+            path=request.url.path,
+            token=keyed_hash(services.keys.audit_hmac, token.strip()) if token.strip() else None,
+        )
+        services.audit.append([event])
+        raise
+
+
+def _verify(request: Request, services: Services) -> Principal:
     header = request.headers.get("authorization")
     if header is None:
         raise Unauthenticated("missing Authorization header")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Authorization must be 'Bearer <token>'")
-    return services.verifier.verify(token.strip())
+    if scheme.lower() not in ("bearer", "dpop") or not token.strip():
+        raise Unauthenticated("Authorization must be 'Bearer <token>' or 'DPoP <token>'")
+    # The URL a DPoP proof signs is the public one clients were given, not
+    # whatever host name a proxy in front of us used.
+    public_url = services.settings.url.rstrip("/") + request.url.path
+    presented = Presentation(
+        scheme=scheme.lower(),
+        dpop_proof=request.headers.get("dpop"),
+        method=request.method,
+        url=public_url,
+    )
+    return services.verifier.verify(token.strip(), presented)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -29,7 +29,11 @@ STATUS: dict[type[errors.WeightgateError], int] = {
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": 'Bearer realm="weightgate"'} if status == 401 else None
+    headers = (
+        {"WWW-Authenticate": 'Bearer realm="weightgate", DPoP algs="ES256 EdDSA"'}
+        if status == 401
+        else None
+    )
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )

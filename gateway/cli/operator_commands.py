@@ -19,6 +19,7 @@ from gateway.config import Settings
 from gateway.crypto.keyring import init_keys
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity import dev_issuer
+from gateway.identity.dpop import key_thumbprint, load_proof_key
 from gateway.identity.principal import Role
 from gateway.policy.classification import parse_training_ops
 from gateway.policy.countries import country_code
@@ -50,8 +51,12 @@ def token_mint(
     country: Annotated[str, typer.Option(help="Requester location, ISO 3166-1 alpha-2.")],
     role: Annotated[list[Role] | None, typer.Option(help="Role; repeat for several.")] = None,
     ttl: Annotated[int, typer.Option(min=1, max=86_400, help="Lifetime in seconds.")] = 3600,
+    dpop_key: Annotated[
+        Path | None, typer.Option(help="Bind the token to this DPoP key (PEM, Ed25519 or P-256).")
+    ] = None,
 ) -> None:
     """Print a JWT from the development issuer."""
+    bind_to = key_thumbprint(load_proof_key(dpop_key)) if dpop_key else None
     token = dev_issuer.mint(
         Settings().keys_dir,
         SystemClock(),
@@ -60,6 +65,7 @@ def token_mint(
         country=country_code(country),
         roles=role or [Role.ML],
         ttl=timedelta(seconds=ttl),
+        bind_to=bind_to,
     )
     typer.echo(token)
 

@@ -24,6 +24,7 @@ from gateway.client.fetch import fetch
 from gateway.client.gateway_api import GatewayClient
 from gateway.config import ClientSettings, Settings
 from gateway.errors import InvalidInput, WeightgateError
+from gateway.identity.dpop import load_proof_key
 from gateway.impact import organisation_cases, recent_grant_cases
 from gateway.policy.decision import Decision
 from gateway.policy.diff import decision_changes, tier_changes
@@ -44,7 +45,8 @@ def fetch_command(
     if not model or (target.endswith("@")):
         raise InvalidInput("give the model as MODEL or MODEL@REVISION")
     settings = ClientSettings()
-    client = GatewayClient(settings.url, settings.token)
+    dpop_key = load_proof_key(settings.dpop_key) if settings.dpop_key else None
+    client = GatewayClient(settings.url, settings.token, dpop_key=dpop_key)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from gateway import errors
+from gateway.identity.dpop import ProofKey, make_proof
 
 _BY_STATUS: dict[int, type[errors.WeightgateError]] = {
     401: errors.Unauthenticated,
@@ -41,12 +43,23 @@ def raise_for_problem(response: httpx.Response) -> None:
 
 
 class GatewayClient:
-    def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0) -> None:
+    """The gateway's API; with ``dpop_key``, proves key possession on each call (RFC 9449)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        dpop_key: ProofKey | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         if not token:
             raise errors.Unauthenticated("no token: set WEIGHTGATE_TOKEN")
         self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._dpop_key = dpop_key
+        # File URLs and storage URLs are capabilities: they get no credentials.
         self.http = httpx.Client(
-            headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
@@ -60,9 +73,20 @@ class GatewayClient:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def _auth_headers(self, method: str, url: str) -> dict[str, str]:
+        if self._dpop_key is None:
+            return {"Authorization": f"Bearer {self._token}"}
+        proof = make_proof(
+            self._dpop_key, method=method, url=url, access_token=self._token, now=datetime.now(UTC)
+        )
+        return {"Authorization": f"DPoP {self._token}", "DPoP": proof}
+
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = self.base_url + path
         try:
-            response = self.http.request(method, self.base_url + path, **kwargs)
+            response = self.http.request(
+                method, url, headers=self._auth_headers(method, url), **kwargs
+            )
         except httpx.HTTPError as exc:
             raise errors.Unavailable(
                 f"cannot reach the gateway at {self.base_url}: {exc}"

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.clock import Clock
 from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, write_secret
-from gateway.identity.issuers import DEFAULT_AUDIENCE, DEV_ISSUER, TrustedIssuer, load_jwks
+from gateway.identity.issuers import DEFAULT_AUDIENCE, DEV_ISSUER, TrustedIssuer
+from gateway.identity.jwks import FileJwks
 from gateway.identity.principal import Role
 
 PRIVATE_KEY_FILE = "dev-issuer.pem"
@@ -44,7 +45,7 @@ def trusted(keys_dir: Path) -> TrustedIssuer | None:
     return TrustedIssuer(
         issuer=DEV_ISSUER,
         audience=DEFAULT_AUDIENCE,
-        keys=load_jwks(jwks, _ALGORITHMS),
+        jwks=FileJwks(jwks, _ALGORITHMS),
         algorithms=_ALGORITHMS,
     )
 
@@ -58,10 +59,12 @@ def mint(
     country: str,
     roles: list[Role],
     ttl: timedelta,
+    bind_to: str | None = None,
 ) -> str:
+    """A token for the dev issuer; ``bind_to`` (a JWK thumbprint) makes it DPoP-bound."""
     key = load_ed25519(keys_dir / PRIVATE_KEY_FILE)
     now = int(clock.now().timestamp())
-    claims = {
+    claims: dict[str, object] = {
         "iss": DEV_ISSUER,
         "aud": DEFAULT_AUDIENCE,
         "sub": subject,
@@ -73,4 +76,6 @@ def mint(
         "exp": now + int(ttl.total_seconds()),
         "jti": uuid.uuid4().hex,
     }
+    if bind_to is not None:
+        claims["cnf"] = {"jkt": bind_to}
     return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": _kid(key)})

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 
 from gateway.clock import Clock
 from gateway.errors import InvalidInput, Unauthenticated
+from gateway.identity.dpop import verify_proof
 from gateway.identity.issuers import TrustedIssuer
 from gateway.identity.principal import Principal, Role
+from gateway.identity.replay import ReplayGuard
 from gateway.policy.countries import country_code
 
 MAX_TOKEN_BYTES = 8192
@@ -21,20 +24,34 @@ MAX_LEEWAY = timedelta(seconds=60)
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
 
 
+@dataclass(frozen=True)
+class Presentation:
+    """How a token arrived: its scheme, any DPoP proof, and the request it must match."""
+
+    scheme: str = "bearer"
+    dpop_proof: str | None = None
+    method: str = "GET"
+    url: str = ""
+
+
 class TokenVerifier:
     def __init__(
         self,
         issuers: Iterable[TrustedIssuer],
         clock: Clock,
         leeway: timedelta = timedelta(seconds=30),
+        replay: ReplayGuard | None = None,
     ) -> None:
         if leeway > MAX_LEEWAY:
             raise InvalidInput("token leeway may be at most 60 seconds")
         self._issuers = {issuer.issuer: issuer for issuer in issuers}
         self._clock = clock
         self._leeway = leeway
+        self._replay = replay
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, presented: Presentation | None = None) -> Principal:
+        """The principal a token names, after every check; any failure is Unauthenticated."""
+        presented = presented or Presentation()
         if len(token.encode()) > MAX_TOKEN_BYTES:
             raise Unauthenticated("token is larger than 8 KiB")
         try:
@@ -50,7 +67,7 @@ class TokenVerifier:
         algorithm = header.get("alg")
         if algorithm not in issuer.algorithms:
             raise Unauthenticated(f"algorithm {algorithm!r} is not allowed for this issuer")
-        key = issuer.keys.get(str(header.get("kid")))
+        key = issuer.jwks.key(str(header.get("kid")))
         if key is None:
             raise Unauthenticated("token key id is unknown to its issuer")
         claims = issuer.claims
@@ -73,7 +90,49 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token rejected: {exc}") from None
         self._check_times(payload)
+        self._check_possession(token, payload, issuer, presented)
+        self._check_single_use(payload, issuer)
         return self._principal(payload, issuer)
+
+    def _check_possession(
+        self, token: str, payload: dict[str, Any], issuer: TrustedIssuer, presented: Presentation
+    ) -> None:
+        cnf = payload.get("cnf")
+        bound_to = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if bound_to is None:
+            if issuer.require_dpop:
+                raise Unauthenticated("this issuer's tokens must be DPoP-bound (cnf.jkt)")
+            if presented.scheme != "bearer":
+                raise Unauthenticated("only a DPoP-bound token may use the DPoP scheme")
+            return
+        # A bound token is never accepted as a plain bearer token: that is the
+        # whole point of binding it.
+        if presented.scheme != "dpop" or presented.dpop_proof is None:
+            raise Unauthenticated("this token is DPoP-bound: send it as 'DPoP' with a proof")
+        if self._replay is None:
+            raise Unauthenticated("DPoP is not available on this gateway")
+        verify_proof(
+            presented.dpop_proof,
+            method=presented.method,
+            url=presented.url,
+            access_token=token,
+            bound_to=str(bound_to),
+            clock=self._clock,
+            replay=self._replay,
+            leeway=self._leeway,
+        )
+
+    def _check_single_use(self, payload: dict[str, Any], issuer: TrustedIssuer) -> None:
+        if not issuer.one_time_tokens:
+            return
+        jti = payload.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise Unauthenticated("this issuer's tokens are one-time and need a jti")
+        if self._replay is None:
+            raise Unauthenticated("one-time tokens are not available on this gateway")
+        expires = datetime.fromtimestamp(payload["exp"], tz=UTC) + self._leeway
+        if not self._replay.first_use(f"token:{issuer.issuer}", jti, expires):
+            raise Unauthenticated("this one-time token was already used")
 
     def _check_times(self, payload: dict[str, Any]) -> None:
         now = self._clock.now().timestamp()

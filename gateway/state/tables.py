@@ -113,3 +113,12 @@ class TreeState(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary)
     # The compact range (right-edge subtree hashes), so appends are O(log n).
     frontier: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SeenToken(Base):
+    """A DPoP proof or one-time token already used; kept until it would expire anyway."""
+
+    __tablename__ = "seen_tokens"
+
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -228,7 +228,14 @@ def test_request_without_a_trusted_token_is_401(
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.headers["content-type"] == "application/problem+json"
-    assert _counts(catalog_ready) == before
+    entries, grants = _counts(catalog_ready)
+    assert (entries, grants) == (before[0] + 1, before[1])
+    [rejection] = catalog_ready.audit.query(event="auth.reject")
+    logged = rejection.as_dict()
+    assert logged["reason"] == response.json()["detail"]
+    assert logged["path"] == "/v1/grants"
+    secret = headers.get("Authorization", "").partition(" ")[2]
+    assert not secret or secret not in rejection.entry.decode()
 
 
 def _grant(http: httpx.Client, services: Services) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from gateway.identity.tokens import TokenVerifier
 
 ISSUER = "https://idp.example.test"
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+CLOCK = FixedClock(NOW)
 
 
 def _jwks(tmp_path: Path, keys: dict[str, Any]) -> Path:
@@ -73,7 +74,8 @@ def test_configured_issuer_with_custom_claim_names(tmp_path: Path, keys: dict[st
                 "country": "https://corp/country",
                 "roles": "https://corp/groups",
             },
-        )
+        ),
+        CLOCK,
     )
     verifier = TokenVerifier(issuers, FixedClock(NOW))
     for kid, (key, alg) in keys.items():
@@ -86,7 +88,9 @@ def test_algorithm_outside_the_issuers_allow_list_is_refused(
     tmp_path: Path, keys: dict[str, Any]
 ) -> None:
     jwks = _jwks(tmp_path, keys)
-    issuers = load_issuers_file(_issuers(tmp_path, jwks_file=str(jwks), algorithms=["ES256"]))
+    issuers = load_issuers_file(
+        _issuers(tmp_path, jwks_file=str(jwks), algorithms=["ES256"]), CLOCK
+    )
     verifier = TokenVerifier(issuers, FixedClock(NOW))
     key, alg = keys["rsa-1"]
     with pytest.raises(Unauthenticated):
@@ -99,11 +103,11 @@ def test_symmetric_or_none_algorithms_cannot_be_configured(
 ) -> None:
     jwks = _jwks(tmp_path, keys)
     with pytest.raises(InvalidInput, match="not allowed"):
-        load_issuers_file(_issuers(tmp_path, jwks_file=str(jwks), algorithms=algorithms))
+        load_issuers_file(_issuers(tmp_path, jwks_file=str(jwks), algorithms=algorithms), CLOCK)
 
 
 def test_unreadable_issuer_configuration_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="issuers file"):
-        load_issuers_file(tmp_path / "absent.json")
+        load_issuers_file(tmp_path / "absent.json", CLOCK)
     with pytest.raises(InvalidInput, match="JWKS"):
-        load_issuers_file(_issuers(tmp_path, jwks_file="absent.jwks.json"))
+        load_issuers_file(_issuers(tmp_path, jwks_file="absent.jwks.json"), CLOCK)
