@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.clock import Clock
-from gateway.crypto.fileformat import ALGORITHM, KEY_SIZE, encrypt_stream, file_context
+from gateway.crypto.fileformat import ALGORITHM, KEY_SIZE, EncryptingReader, file_context
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Conflict, InvalidInput, NotFound, Unavailable
 from gateway.policy.classification import classify
@@ -281,11 +281,12 @@ class Catalog:
         context = file_context(
             model=model_id, revision=revision, path=path, file_version=file_version
         )
-        self._scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=self._scratch) as sealed, source.open("rb") as plain:
-            encrypted = encrypt_stream(data_key, context, plain, sealed)
-            sealed.seek(0)
-            stored = self._blobs.put(f"objects/{file_version}", sealed)
+        with source.open("rb") as plain:
+            sealed = EncryptingReader(data_key, context, plain)
+            stored = self._blobs.put(f"objects/{file_version}", io.BufferedReader(sealed, 1 << 20))
+            encrypted = sealed.result()
+        if stored.size != encrypted.ciphertext_size:
+            raise Unavailable(f"storage kept {stored.size} of {encrypted.ciphertext_size} bytes")
         kek_id, wrapped = self._keystore.wrap(
             data_key, key_context(model_id, revision, path, file_version)
         )
@@ -326,7 +327,8 @@ def key_context(model_id: str, revision: str, path: str, file_version: str) -> d
 
 def _new_data_key() -> bytes:
     key = Cobblestone256Encryptor.generate_key()
-    assert len(key) == KEY_SIZE
+    if len(key) != KEY_SIZE:
+        raise Unavailable("the encryption library returned a data key of the wrong size")
     return key
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.cobblestone import Cobblestone256Encryptor
 from cryptography.exceptions import InvalidTag
@@ -118,6 +119,56 @@ def encrypt_stream(
     sink.write(tail)
     written += len(tail)
     return EncryptedFile(size, written, digest.hexdigest(), header)
+
+
+class EncryptingReader(io.RawIOBase):
+    """A readable stream of ciphertext, encrypted from ``source`` as it is read.
+
+    Storage backends stream it straight into an upload, so publishing a model
+    needs neither a plaintext nor a ciphertext copy on local disk. ``result()``
+    gives sizes, hash and header once the stream has been read to the end.
+    """
+
+    def __init__(self, key: bytes, context: bytes, source: BinaryIO, *, block: int = 1 << 20):
+        super().__init__()
+        self._encryptor: Cobblestone256Encryptor | None = Cobblestone256Encryptor(key, context)
+        self._source = source
+        self._block = block
+        self._digest = hashlib.sha256()
+        self._pending = memoryview(b"")
+        self._plain = 0
+        self._sealed = 0
+        self._header = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        while not self._pending and self._encryptor is not None:
+            self._refill(self._encryptor)
+        count = min(len(target), len(self._pending))
+        target[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        self._sealed += count
+        return count
+
+    def _refill(self, encryptor: Cobblestone256Encryptor) -> None:
+        block = self._source.read(self._block)
+        if block:
+            self._digest.update(block)
+            self._plain += len(block)
+            sealed = encryptor.update(block)
+        else:
+            sealed = encryptor.finalize()
+            self._encryptor = None
+        self._header = _take_header(self._header, sealed)
+        self._pending = memoryview(sealed)
+
+    def result(self) -> EncryptedFile:
+        if self._encryptor is not None or self._pending:
+            raise ValueError("the stream has not been read to the end")
+        return EncryptedFile(self._plain, self._sealed, self._digest.hexdigest(), self._header)
 
 
 def _take_header(header: bytes, sealed: bytes) -> bytes:

@@ -147,11 +147,9 @@ class TokenVerifier:
 
     def _principal(self, payload: dict[str, Any], issuer: TrustedIssuer) -> Principal:
         names = issuer.claims
-        subject, org, country = (payload.get(n) for n in (names.subject, names.org, names.country))
-        for claim, value in ((names.org, org), (names.country, country)):
-            if not isinstance(value, str) or not value:
-                raise Unauthenticated(f"token lacks the {claim!r} claim")
-        assert isinstance(country, str) and isinstance(org, str)
+        subject = payload.get(names.subject)
+        org = _text_claim(payload, names.org)
+        country = _text_claim(payload, names.country)
         try:
             location = country_code(country)
         except InvalidInput:
@@ -169,3 +167,10 @@ class TokenVerifier:
             token_id=str(jti) if jti is not None else None,
             issuer=issuer.issuer,
         )
+
+
+def _text_claim(payload: dict[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str) or not value:
+        raise Unauthenticated(f"token lacks the {name!r} claim")
+    return value
