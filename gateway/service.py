@@ -27,7 +27,15 @@ from gateway.catalog import Catalog, check_file_path, check_model_id, check_revi
 from gateway.clock import Clock
 from gateway.context.geoip import GeoIp
 from gateway.context.policy_source import PolicySource
-from gateway.crypto.keyrelease import SUITE_NAME, grant_info, parse_recipient_key, seal_key
+from gateway.crypto.keyrelease import (
+    SUITE_NAMES,
+    X25519,
+    RecipientKey,
+    grant_info,
+    kem_of,
+    parse_recipient_key,
+    seal_key,
+)
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied, Unavailable
 from gateway.identity.principal import Principal, Role
@@ -45,6 +53,7 @@ class GrantRequest:
     revision: str | None
     files: list[str] | None
     recipient_key: str
+    recipient_kem: str = X25519
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ class GrantService:
     def request_grant(
         self, principal: Principal, request: GrantRequest, context: RequestContext
     ) -> IssuedGrant:
-        recipient = parse_recipient_key(request.recipient_key)
+        recipient = parse_recipient_key(request.recipient_key, request.recipient_kem)
         model = self._catalog.model(check_model_id(request.model))
         if not model.revisions:
             raise NotFound(f"{model.id} has no published revision")
@@ -179,7 +188,7 @@ class GrantService:
                 "eccn": model.eccn.value,
                 "expires_at": expires_at.isoformat(),
                 "audit_index": index,
-                "key_wrapping": SUITE_NAME,
+                "key_wrapping": SUITE_NAMES[kem_of(recipient)],
                 "decision": decision.to_dict(),
                 "files": listed,
             }
@@ -204,7 +213,7 @@ class GrantService:
         principal: Principal,
         grant_id: str,
         row: ModelFile,
-        recipient: Any,
+        recipient: RecipientKey,
         expires_at: datetime,
     ) -> dict[str, Any]:
         data_key = self._keystore.unwrap(

@@ -24,7 +24,9 @@ router = APIRouter()
 def create_grant(
     body: GrantBody, principal: PrincipalDep, services: ServicesDep, context: ContextDep
 ) -> dict[str, Any]:
-    request = GrantRequest(body.model, body.revision, body.files, body.recipient_key)
+    request = GrantRequest(
+        body.model, body.revision, body.files, body.recipient_key, body.recipient_kem
+    )
     return services.grants.request_grant(principal, request, context).body
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,6 +15,8 @@ class GrantBody(BaseModel):
     revision: str | None = Field(default=None, max_length=64)
     files: list[str] | None = Field(default=None, max_length=10_000)
     recipient_key: str = Field(min_length=1, max_length=4096)
+    # "x25519" (default) or "mlkem768-x25519", the post-quantum hybrid.
+    recipient_kem: Literal["x25519", "mlkem768-x25519"] = "x25519"
 
 
 class ExplainBody(BaseModel):

@@ -23,6 +23,7 @@ from gateway.cli.common import operator_services, parse_day
 from gateway.client.fetch import fetch
 from gateway.client.gateway_api import GatewayClient
 from gateway.config import ClientSettings, Settings
+from gateway.crypto.keyrelease import HYBRID, X25519
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity.dpop import load_proof_key
 from gateway.impact import organisation_cases, recent_grant_cases
@@ -39,6 +40,9 @@ def fetch_command(
     target: Annotated[str, typer.Argument(metavar="MODEL[@REV]")],
     out: Annotated[Path, typer.Option(help="Directory to write the files into.")],
     workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel ranged downloads.")] = 8,
+    post_quantum: Annotated[
+        bool, typer.Option(help="Have file keys sealed with the ML-KEM-768 + X25519 hybrid.")
+    ] = False,
 ) -> None:
     """Request a grant, download in parallel, decrypt and verify every file."""
     model, _, revision = target.partition("@")
@@ -70,6 +74,7 @@ def fetch_command(
                 revision or None,
                 out,
                 workers=workers,
+                kem=HYBRID if post_quantum else X25519,
                 on_grant=granted,
                 progress=lambda n: progress.advance(task, n),
             )

@@ -20,7 +20,6 @@ from threading import Lock
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gateway.catalog import check_file_path
 from gateway.client.gateway_api import GatewayClient, raise_for_problem
@@ -31,7 +30,7 @@ from gateway.crypto.fileformat import (
     file_context,
     sealed_span,
 )
-from gateway.crypto.keyrelease import grant_info, open_key
+from gateway.crypto.keyrelease import X25519, ClientKeyPair, PrivateKey, grant_info, open_key
 from gateway.errors import IntegrityError, InvalidInput, Unavailable
 
 DEFAULT_PART_CHUNKS = 512  # 8 MiB of plaintext per ranged request
@@ -75,7 +74,7 @@ class _FileJob:
         client: GatewayClient,
         grant: dict[str, Any],
         entry: dict[str, Any],
-        private_key: X25519PrivateKey,
+        private_key: PrivateKey,
         out_dir: Path,
     ) -> None:
         self.path = check_file_path(entry["path"])
@@ -121,21 +120,25 @@ def fetch(
     *,
     workers: int = 8,
     part_chunks: int = DEFAULT_PART_CHUNKS,
+    kem: str = X25519,
     on_grant: Callable[[dict[str, Any]], None] | None = None,
     progress: Progress | None = None,
 ) -> list[FetchedFile]:
     if workers < 1 or part_chunks < 1:
         raise InvalidInput("workers and part size must be positive")
-    private_key = X25519PrivateKey.generate()
-    recipient = base64.b64encode(private_key.public_key().public_bytes_raw()).decode()
-    body: dict[str, Any] = {"model": model, "recipient_key": recipient}
+    keys = ClientKeyPair.generate(kem)
+    body: dict[str, Any] = {
+        "model": model,
+        "recipient_key": keys.recipient_key(),
+        "recipient_kem": keys.kem,
+    }
     if revision:
         body["revision"] = revision
     grant: dict[str, Any] = client.call("POST", "/v1/grants", json=body)
     if on_grant is not None:
         on_grant(grant)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [_FileJob(client, grant, entry, private_key, out_dir) for entry in grant["files"]]
+    jobs = [_FileJob(client, grant, entry, keys.private, out_dir) for entry in grant["files"]]
     descriptors = {job.path: job.open_output() for job in jobs}
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:

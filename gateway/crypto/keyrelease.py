@@ -9,17 +9,38 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from datetime import datetime
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric import mlkem
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+from cryptography.hazmat.primitives.hpke import (
+    AEAD,
+    KDF,
+    KEM,
+    MLKEM768X25519PrivateKey,
+    MLKEM768X25519PublicKey,
+    Suite,
+)
 
 from gateway.canonical import canonical_json
 from gateway.errors import IntegrityError, InvalidInput
 
-SUITE_NAME = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM"
-_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM)
+X25519 = "x25519"
+HYBRID = "mlkem768-x25519"
+KEMS = (X25519, HYBRID)
+SUITE_NAMES = {
+    X25519: "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM",
+    HYBRID: "ML-KEM-768 + X25519 (X-Wing), HKDF-SHA256, AES-256-GCM",
+}
+_SUITES = {
+    X25519: Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM),
+    HYBRID: Suite(KEM.MLKEM768_X25519, KDF.HKDF_SHA256, AEAD.AES_256_GCM),
+}
+_MLKEM768_PUBLIC_SIZE = 1184
+RecipientKey = X25519PublicKey | MLKEM768X25519PublicKey
+PrivateKey = X25519PrivateKey | MLKEM768X25519PrivateKey
 
 
 def grant_info(
@@ -37,30 +58,75 @@ def grant_info(
     )
 
 
-def parse_recipient_key(encoded: str) -> X25519PublicKey:
-    """The client's ephemeral X25519 public key: 32 raw bytes, base64."""
+def parse_recipient_key(encoded: str, kem: str = X25519) -> RecipientKey:
+    """The client's ephemeral public key, base64.
+
+    ``x25519``: the 32-byte key. ``mlkem768-x25519``: the 1184-byte ML-KEM-768
+    key followed by the 32-byte X25519 key, so a key released today stays
+    sealed against a quantum computer tomorrow.
+    """
+    if kem not in KEMS:
+        raise InvalidInput(f"recipient_kem must be one of {list(KEMS)}")
     try:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput("recipient_key is not valid base64") from None
-    if len(raw) != 32:
-        raise InvalidInput("recipient_key must be a 32-byte X25519 public key")
-    key = X25519PublicKey.from_public_bytes(raw)
+    expected = 32 if kem == X25519 else _MLKEM768_PUBLIC_SIZE + 32
+    if len(raw) != expected:
+        raise InvalidInput(f"recipient_key for {kem} must be {expected} bytes, not {len(raw)}")
+    classical = X25519PublicKey.from_public_bytes(raw[-32:])
     try:
         # A low-order point makes every shared secret zero; refuse it up front
         # instead of failing halfway through building a grant.
-        X25519PrivateKey.generate().exchange(key)
+        X25519PrivateKey.generate().exchange(classical)
     except ValueError:
         raise InvalidInput("recipient_key is a low-order X25519 point") from None
-    return key
-
-
-def seal_key(data_key: bytes, recipient: X25519PublicKey, info: bytes) -> bytes:
-    return _SUITE.encrypt(data_key, recipient, info=info)
-
-
-def open_key(sealed: bytes, private_key: X25519PrivateKey, info: bytes) -> bytes:
+    if kem == X25519:
+        return classical
     try:
-        return _SUITE.decrypt(sealed, private_key, info=info)
-    except InvalidTag:
+        quantum = mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM768_PUBLIC_SIZE])
+    except ValueError:
+        raise InvalidInput("recipient_key holds no valid ML-KEM-768 public key") from None
+    return MLKEM768X25519PublicKey(quantum, classical)
+
+
+def kem_of(key: RecipientKey | PrivateKey) -> str:
+    return X25519 if isinstance(key, X25519PublicKey | X25519PrivateKey) else HYBRID
+
+
+def seal_key(data_key: bytes, recipient: RecipientKey, info: bytes) -> bytes:
+    return _SUITES[kem_of(recipient)].encrypt(data_key, recipient, info=info)
+
+
+def open_key(sealed: bytes, private_key: PrivateKey, info: bytes) -> bytes:
+    try:
+        return _SUITES[kem_of(private_key)].decrypt(sealed, private_key, info=info)
+    except (InvalidTag, ValueError):
         raise IntegrityError("the wrapped file key does not open with this key") from None
+
+
+@dataclass(frozen=True)
+class ClientKeyPair:
+    """A client's ephemeral key pair for one grant, and the bytes it sends as ``recipient_key``."""
+
+    kem: str
+    private: PrivateKey
+    public_bytes: bytes
+
+    @classmethod
+    def generate(cls, kem: str = X25519) -> ClientKeyPair:
+        classical = X25519PrivateKey.generate()
+        classical_public = classical.public_key().public_bytes_raw()
+        if kem == X25519:
+            return cls(kem, classical, classical_public)
+        if kem != HYBRID:
+            raise InvalidInput(f"recipient_kem must be one of {list(KEMS)}")
+        quantum = mlkem.MLKEM768PrivateKey.generate()
+        return cls(
+            kem,
+            MLKEM768X25519PrivateKey(quantum, classical),
+            quantum.public_key().public_bytes_raw() + classical_public,
+        )
+
+    def recipient_key(self) -> str:
+        return base64.b64encode(self.public_bytes).decode()

@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from gateway.crypto.keyrelease import (
-    SUITE_NAME,
+    HYBRID,
+    SUITE_NAMES,
+    ClientKeyPair,
     grant_info,
     open_key,
     parse_recipient_key,
@@ -115,7 +117,7 @@ def test_sealed_key_is_enc_plus_aes_256_gcm_ciphertext() -> None:
     # 32-byte X25519 encapsulation, 32-byte key, 16-byte tag: nothing else travels.
     sealed = seal_key(DATA_KEY, X25519PrivateKey.generate().public_key(), info())
     assert len(sealed) == 32 + 32 + 16 == 80
-    assert SUITE_NAME == "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM"
+    assert SUITE_NAMES["x25519"] == "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM"
 
 
 def test_sealed_key_opens_with_an_independent_rfc9180_implementation() -> None:
@@ -223,7 +225,7 @@ def test_recipient_key_that_is_not_base64_is_rejected(encoded: str) -> None:
 def test_recipient_key_of_the_wrong_length_is_rejected(length: int) -> None:
     # 56 is X448, 1216 an ML-KEM-768 + X25519 hybrid key: not accepted as X25519.
     encoded = base64.b64encode(bytes([9]) * length).decode()
-    with pytest.raises(InvalidInput, match="32-byte"):
+    with pytest.raises(InvalidInput, match="must be 32 bytes"):
         parse_recipient_key(encoded)
 
 
@@ -248,3 +250,30 @@ def test_low_order_recipient_key_never_yields_a_sealed_key(point: bytes) -> None
     # shared secret (which anyone could compute).
     with pytest.raises((InvalidInput, ValueError)):
         seal_key(DATA_KEY, X25519PublicKey.from_public_bytes(point), info())
+
+
+def test_hybrid_key_release_round_trip_and_sizes() -> None:
+    keys = ClientKeyPair.generate(HYBRID)
+    assert len(keys.public_bytes) == 1184 + 32
+    recipient = parse_recipient_key(keys.recipient_key(), HYBRID)
+    info = b"weightgate.grant.v1\x00{}"
+    sealed = seal_key(bytes(32), recipient, info)
+    assert len(sealed) == 1120 + 32 + 16  # X-Wing encapsulation, then the sealed data key
+    assert open_key(sealed, keys.private, info) == bytes(32)
+    with pytest.raises(IntegrityError):
+        open_key(sealed, keys.private, info + b"x")
+    with pytest.raises(IntegrityError):
+        open_key(sealed, ClientKeyPair.generate(HYBRID).private, info)
+
+
+@pytest.mark.parametrize(
+    ("kem", "length"), [("mlkem768-x25519", 32), ("mlkem768-x25519", 1215), ("x25519", 1216)]
+)
+def test_key_of_the_wrong_size_for_its_kem_is_refused(kem: str, length: int) -> None:
+    with pytest.raises(InvalidInput, match="must be"):
+        parse_recipient_key(base64.b64encode(bytes([9]) * length).decode(), kem)
+
+
+def test_unknown_kem_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="recipient_kem"):
+        parse_recipient_key(base64.b64encode(bytes(32)).decode(), "rsa-oaep")
