@@ -59,6 +59,12 @@ class Gone(WeightgateError):
     code = "gone"
 
 
+class InsufficientSpace(WeightgateError):
+    """The client's disk cannot hold what it is about to download."""
+
+    code = "no_space"
+
+
 class Unavailable(WeightgateError):
     """A dependency (database, audit log, storage, keystore) is down: fail closed."""
 

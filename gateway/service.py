@@ -15,6 +15,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote
 
@@ -54,6 +55,8 @@ class GrantRequest:
     files: list[str] | None
     recipient_key: str
     recipient_kem: str = X25519
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class GrantService:
         revision = check_revision(request.revision) if request.revision else model.revisions[-1]
         if revision not in model.revisions:
             raise NotFound(f"{model.id} has no revision {revision!r}")
-        files = self._select_files(model.id, revision, request.files)
+        files = self._select_files(model.id, revision, request)
         org = self._catalog.org(principal.org)
         now = self._clock.now()
         hits: tuple[ScreeningHit, ...] = ()
@@ -194,19 +197,24 @@ class GrantService:
             }
         )
 
-    def _select_files(
-        self, model_id: str, revision: str, wanted: list[str] | None
-    ) -> list[ModelFile]:
+    def _select_files(self, model_id: str, revision: str, request: GrantRequest) -> list[ModelFile]:
+        """The files asked for: an explicit list, or every file the globs let through."""
         files = self._catalog.files(model_id, revision)
-        if wanted is None:
-            return files
-        by_path = {f.path: f for f in files}
-        missing = [p for p in wanted if check_file_path(p) not in by_path]
-        if missing:
-            raise NotFound(f"{model_id}@{revision} has no file {missing[0]!r}")
-        if not wanted:
-            raise InvalidInput("files, when given, must name at least one file")
-        return [by_path[p] for p in dict.fromkeys(wanted)]
+        wanted = request.files
+        if wanted is not None:
+            by_path = {f.path: f for f in files}
+            missing = [p for p in wanted if check_file_path(p) not in by_path]
+            if missing:
+                raise NotFound(f"{model_id}@{revision} has no file {missing[0]!r}")
+            if not wanted:
+                raise InvalidInput("files, when given, must name at least one file")
+            files = [by_path[p] for p in dict.fromkeys(wanted)]
+        if request.include:
+            files = [f for f in files if any(fnmatchcase(f.path, g) for g in request.include)]
+        files = [f for f in files if not any(fnmatchcase(f.path, g) for g in request.exclude)]
+        if not files:
+            raise NotFound(f"no file of {model_id}@{revision} matches the include/exclude patterns")
+        return files
 
     def _file_entry(
         self,
@@ -270,7 +278,7 @@ class GrantService:
         grant = self._load_grant(grant_id)
         state = self._state(grant)
         if state != "active":
-            raise Gone(f"grant {grant_id} has {state}; request a new grant")
+            raise Gone(f"grant {grant_id} has {state}", state=state)
         if path not in json.loads(grant.paths):
             raise NotFound("this grant does not cover that file")
         row = next(f for f in self._catalog.files(grant.model_id, grant.revision) if f.path == path)

@@ -58,8 +58,9 @@ def install(app: FastAPI) -> None:
             extra["reasons"] = decision["reasons"]
             extra["tier"] = decision["tier"]
             extra["policy"] = decision["policy"]
-        if "audit_index" in exc.detail:
-            extra["audit_index"] = exc.detail["audit_index"]
+        for key in ("audit_index", "state"):
+            if key in exc.detail:
+                extra[key] = exc.detail[key]
         return problem(
             status, exc.code.replace("_", " "), exc.message, instance=request.url.path, **extra
         )

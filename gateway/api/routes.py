@@ -25,7 +25,13 @@ def create_grant(
     body: GrantBody, principal: PrincipalDep, services: ServicesDep, context: ContextDep
 ) -> dict[str, Any]:
     request = GrantRequest(
-        body.model, body.revision, body.files, body.recipient_key, body.recipient_kem
+        body.model,
+        body.revision,
+        body.files,
+        body.recipient_key,
+        body.recipient_kem,
+        include=tuple(body.include),
+        exclude=tuple(body.exclude),
     )
     return services.grants.request_grant(principal, request, context).body
 

@@ -14,6 +14,8 @@ class GrantBody(BaseModel):
     model: str = Field(min_length=1, max_length=200)
     revision: str | None = Field(default=None, max_length=64)
     files: list[str] | None = Field(default=None, max_length=10_000)
+    include: list[str] = Field(default_factory=list, max_length=100)
+    exclude: list[str] = Field(default_factory=list, max_length=100)
     recipient_key: str = Field(min_length=1, max_length=4096)
     # "x25519" (default) or "mlkem768-x25519", the post-quantum hybrid.
     recipient_kem: Literal["x25519", "mlkem768-x25519"] = "x25519"

@@ -23,6 +23,7 @@ EXIT_STATUS: dict[type[errors.WeightgateError], int] = {
     errors.Gone: 6,
     errors.Unavailable: 7,
     errors.IntegrityError: 8,
+    errors.InsufficientSpace: 9,
 }
 
 app = typer.Typer(

@@ -20,8 +20,9 @@ from rich.progress import (
 from rich.table import Table
 
 from gateway.cli.common import operator_services, parse_day
-from gateway.client.fetch import fetch
+from gateway.client.fetch import FetchOptions, fetch
 from gateway.client.gateway_api import GatewayClient
+from gateway.client.hf_cache import HuggingFaceLayout
 from gateway.config import ClientSettings, Settings
 from gateway.crypto.keyrelease import HYBRID, X25519
 from gateway.errors import InvalidInput, WeightgateError
@@ -38,19 +39,38 @@ policy_app = typer.Typer(help="The export policy.", no_args_is_help=True)
 
 def fetch_command(
     target: Annotated[str, typer.Argument(metavar="MODEL[@REV]")],
-    out: Annotated[Path, typer.Option(help="Directory to write the files into.")],
+    out: Annotated[Path | None, typer.Option(help="Directory to write the files into.")] = None,
+    hf_cache: Annotated[
+        Path | None,
+        typer.Option(help="Lay files out as a Hugging Face cache here (models--ORG--NAME/...)."),
+    ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option(help="Only files matching this glob; repeatable.")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Skip files matching this glob; repeatable.")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Parallel ranged downloads.")] = 8,
     post_quantum: Annotated[
         bool, typer.Option(help="Have file keys sealed with the ML-KEM-768 + X25519 hybrid.")
     ] = False,
 ) -> None:
-    """Request a grant, download in parallel, decrypt and verify every file."""
+    """Request a grant, download in parallel, decrypt and verify every file; resumes."""
     model, _, revision = target.partition("@")
-    if not model or (target.endswith("@")):
+    if not model or target.endswith("@"):
         raise InvalidInput("give the model as MODEL or MODEL@REVISION")
+    if (out is None) == (hf_cache is None):
+        raise InvalidInput("give exactly one of --out DIR and --hf-cache DIR")
+    destination = out or hf_cache or Path()
+    options = FetchOptions(
+        workers=workers,
+        kem=HYBRID if post_quantum else X25519,
+        include=tuple(include or ()),
+        exclude=tuple(exclude or ()),
+        layout=(lambda m, r: HuggingFaceLayout(destination, m, r)) if hf_cache else None,
+    )
     settings = ClientSettings()
     dpop_key = load_proof_key(settings.dpop_key) if settings.dpop_key else None
-    client = GatewayClient(settings.url, settings.token, dpop_key=dpop_key)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -58,28 +78,28 @@ def fetch_command(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    try:
-        with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-            task = progress.add_task(f"{model}", total=None)
+    with (
+        GatewayClient(settings.url, settings.token, dpop_key=dpop_key) as client,
+        Progress(*columns, console=Console(stderr=True), transient=False) as progress,
+    ):
+        task = progress.add_task(model, total=None)
 
-            def granted(grant: dict[str, Any]) -> None:
-                total = sum(int(f["size"]) for f in grant["files"])
-                progress.update(
-                    task, total=total, description=f"{grant['model']}@{grant['revision']}"
-                )
+        def granted(grant: dict[str, Any]) -> None:
+            total = sum(int(f["size"]) for f in grant["files"])
+            progress.update(task, total=total, description=f"{grant['model']}@{grant['revision']}")
 
-            files = fetch(
-                client,
-                model,
-                revision or None,
-                out,
-                workers=workers,
-                kem=HYBRID if post_quantum else X25519,
-                on_grant=granted,
-                progress=lambda n: progress.advance(task, n),
-            )
-    finally:
-        client.close()
+        files = fetch(
+            client,
+            model,
+            revision or None,
+            destination,
+            options,
+            on_grant=granted,
+            progress=lambda n: progress.advance(task, n),
+        )
+    resumed = sum(item.resumed_bytes for item in files)
+    if resumed:
+        console.print(f"resumed: {resumed:,} bytes were already verified by an earlier run")
     for item in files:
         console.print(
             f"[green]verified[/] {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B"

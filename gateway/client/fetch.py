@@ -3,39 +3,49 @@
 Memory stays flat whatever the model size: work is cut into parts of a fixed
 number of chunks, at most ``workers`` parts are in flight, and each part is
 decrypted and written to its place in the output file before the next is read.
-A file only appears under its real name once its SHA-256 matches the grant.
+Parts already written by an interrupted run are not fetched again. A file only
+appears under its real name once its SHA-256 matches the grant.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
-from threading import Lock
 from typing import Any
 
 import httpx
 
-from gateway.catalog import check_file_path
-from gateway.client.gateway_api import GatewayClient, raise_for_problem
-from gateway.crypto.fileformat import (
-    CHUNK_SIZE,
-    RangeDecryptor,
-    chunk_count,
-    file_context,
-    sealed_span,
-)
-from gateway.crypto.keyrelease import X25519, ClientKeyPair, PrivateKey, grant_info, open_key
-from gateway.errors import IntegrityError, InvalidInput, Unavailable
+from gateway.client.gateway_api import GatewayClient
+from gateway.client.grant_session import GrantedFile, GrantSession
+from gateway.client.hf_cache import Layout, PlainLayout
+from gateway.client.journal import PartJournal, open_partial
+from gateway.crypto.fileformat import CHUNK_SIZE, chunk_count, sealed_span
+from gateway.crypto.keyrelease import X25519, ClientKeyPair
+from gateway.errors import InsufficientSpace, IntegrityError, InvalidInput, Unavailable
 
 DEFAULT_PART_CHUNKS = 512  # 8 MiB of plaintext per ranged request
 PART_SUFFIX = ".weightgate-part"
 Progress = Callable[[int], None]
+
+
+def free_bytes(directory: Path) -> int:
+    return shutil.disk_usage(directory).free
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    workers: int = 8
+    part_chunks: int = DEFAULT_PART_CHUNKS
+    kem: str = X25519
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    layout: Callable[[str, str], Layout] | None = None  # (model, revision) -> layout
+    disk_free: Callable[[Path], int] = free_bytes
 
 
 @dataclass(frozen=True)
@@ -43,73 +53,17 @@ class FetchedFile:
     path: Path
     size: int
     sha256: str
+    resumed_bytes: int = 0  # verified by an earlier, interrupted run
 
 
-class _StorageUrl:
-    """The short-lived storage URL of one file, renewed through the gateway when it expires."""
-
-    def __init__(self, client: GatewayClient, file_url: str) -> None:
-        self._client = client
-        self._file_url = file_url
-        self._lock = Lock()
-        self._url: str | None = None
-
-    def get(self, *, renew: bool = False, stale: str | None = None) -> str:
-        with self._lock:
-            if self._url is None or (renew and self._url == stale):
-                try:
-                    response = self._client.http.get(self._file_url, follow_redirects=False)
-                except httpx.HTTPError as exc:
-                    raise Unavailable(f"cannot reach the gateway: {exc}") from None
-                if response.status_code != 307:
-                    raise_for_problem(response)
-                    raise Unavailable(f"gateway answered {response.status_code}, not a redirect")
-                self._url = response.headers["location"]
-            return self._url
-
-
-class _FileJob:
-    def __init__(
-        self,
-        client: GatewayClient,
-        grant: dict[str, Any],
-        entry: dict[str, Any],
-        private_key: PrivateKey,
-        out_dir: Path,
-    ) -> None:
-        self.path = check_file_path(entry["path"])
-        self.size = int(entry["size"])
-        self.ciphertext_size = int(entry["ciphertext_size"])
-        self.sha256 = str(entry["sha256"])
-        self.target = out_dir / self.path
-        if out_dir.resolve() not in self.target.resolve().parents:
-            raise IntegrityError(f"grant names a file outside the output directory: {self.path}")
-        self.partial = self.target.with_name(self.target.name + PART_SUFFIX)
-        info = grant_info(
-            grant_id=grant["id"],
-            subject=grant["subject"],
-            model=grant["model"],
-            revision=grant["revision"],
-            path=self.path,
-            expires_at=datetime.fromisoformat(grant["expires_at"]),
-        )
-        data_key = open_key(base64.b64decode(entry["wrapped_key"]), private_key, info)
-        context = file_context(
-            model=grant["model"],
-            revision=grant["revision"],
-            path=self.path,
-            file_version=entry["file_version"],
-        )
-        self.decryptor = RangeDecryptor(
-            data_key, context, base64.b64decode(entry["header"]), self.size
-        )
-        self.url = _StorageUrl(client, entry["url"])
-
-    def open_output(self) -> int:
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.ftruncate(fd, self.size)
-        return fd
+@dataclass
+class _Job:
+    file: GrantedFile
+    target: Path
+    partial: Path
+    journal: PartJournal
+    fd: int = -1
+    pending: list[int] = field(default_factory=list)
 
 
 def fetch(
@@ -117,114 +71,207 @@ def fetch(
     model: str,
     revision: str | None,
     out_dir: Path,
+    options: FetchOptions | None = None,
     *,
-    workers: int = 8,
-    part_chunks: int = DEFAULT_PART_CHUNKS,
-    kem: str = X25519,
     on_grant: Callable[[dict[str, Any]], None] | None = None,
     progress: Progress | None = None,
 ) -> list[FetchedFile]:
-    if workers < 1 or part_chunks < 1:
+    options = options or FetchOptions()
+    if options.workers < 1 or options.part_chunks < 1:
         raise InvalidInput("workers and part size must be positive")
-    keys = ClientKeyPair.generate(kem)
-    body: dict[str, Any] = {
+    keys = ClientKeyPair.generate(options.kem)
+    session = GrantSession(client, _grant_request(model, revision, options, keys), keys)
+    grant = session.start()
+    if on_grant is not None:
+        on_grant(grant)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    layout = (options.layout or (lambda _m, _r: PlainLayout(out_dir)))(
+        grant["model"], grant["revision"]
+    )
+    jobs: list[_Job] = []
+    copies: list[GrantedFile] = []  # same content as a file already in `jobs`
+    try:
+        _plan(session.files, layout, options.part_chunks, jobs, copies)
+        resumed = {job.file.path: _resumed_bytes(job, options.part_chunks) for job in jobs}
+        _check_space(jobs, resumed, out_dir, options.disk_free)
+        if progress is not None:
+            progress(sum(resumed.values()))
+        with ThreadPoolExecutor(max_workers=options.workers) as pool:
+            futures = [
+                pool.submit(
+                    _fetch_part,
+                    client.http,
+                    session,
+                    job,
+                    part,
+                    count=options.part_chunks,
+                    progress=progress,
+                )
+                for job in jobs
+                for part in job.pending
+            ]
+            for future in futures:
+                future.result()
+        fetched = [_finish(job, layout, resumed[job.file.path]) for job in jobs]
+        return fetched + [
+            FetchedFile(layout.finish(f.path, f.sha256), f.size, f.sha256) for f in copies
+        ]
+    finally:
+        for job in jobs:
+            job.journal.close()
+            if job.fd >= 0:
+                os.close(job.fd)
+
+
+def _plan(
+    files: list[GrantedFile],
+    layout: Layout,
+    part_chunks: int,
+    jobs: list[_Job],
+    copies: list[GrantedFile],
+) -> None:
+    """A job per distinct target; files identical to one already planned are only linked."""
+    for file in files:
+        target = layout.target(file.path, file.sha256)
+        if any(job.target == target for job in jobs):
+            copies.append(file)
+        else:
+            jobs.append(_prepare(file, target, part_chunks))
+
+
+def _grant_request(
+    model: str, revision: str | None, options: FetchOptions, keys: ClientKeyPair
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
         "model": model,
         "recipient_key": keys.recipient_key(),
         "recipient_kem": keys.kem,
     }
     if revision:
-        body["revision"] = revision
-    grant: dict[str, Any] = client.call("POST", "/v1/grants", json=body)
-    if on_grant is not None:
-        on_grant(grant)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [_FileJob(client, grant, entry, keys.private, out_dir) for entry in grant["files"]]
-    descriptors = {job.path: job.open_output() for job in jobs}
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                pool.submit(
-                    _fetch_part,
-                    client.http,
-                    job,
-                    descriptors[job.path],
-                    first,
-                    count=part_chunks,
-                    progress=progress,
-                )
-                for job in jobs
-                for first in range(0, chunk_count(job.size), part_chunks)
-            ]
-            for future in futures:
-                future.result()
-        return [_finish(job, descriptors[job.path]) for job in jobs]
-    finally:
-        for fd in descriptors.values():
-            os.close(fd)
+        request["revision"] = revision
+    if options.include:
+        request["include"] = list(options.include)
+    if options.exclude:
+        request["exclude"] = list(options.exclude)
+    return request
+
+
+def _prepare(file: GrantedFile, target: Path, part_chunks: int) -> _Job:
+    partial = target.with_name(target.name + PART_SUFFIX)
+    identity = {
+        "file_version": file.file_version,
+        "sha256": file.sha256,
+        "size": file.size,
+        "part_chunks": part_chunks,
+    }
+    job = _Job(file, target, partial, PartJournal(partial, identity))
+    job.fd, existed = open_partial(partial, file.size)
+    done = job.journal.open(existed)
+    job.pending = [p for p in range(_parts(file.size, part_chunks)) if p not in done]
+    return job
+
+
+def _parts(size: int, part_chunks: int) -> int:
+    return -(-chunk_count(size) // part_chunks)
+
+
+def _resumed_bytes(job: _Job, part_chunks: int) -> int:
+    done = set(range(_parts(job.file.size, part_chunks))) - set(job.pending)
+    return sum(
+        min(job.file.size, (p + 1) * part_chunks * CHUNK_SIZE) - p * part_chunks * CHUNK_SIZE
+        for p in done
+    )
+
+
+def _check_space(
+    jobs: list[_Job], resumed: dict[str, int], out_dir: Path, disk_free: Callable[[Path], int]
+) -> None:
+    # The partial files are already at full size, but sparse: their unwritten
+    # parts still need real blocks.
+    needed = sum(job.file.size - resumed[job.file.path] for job in jobs)
+    available = disk_free(out_dir)
+    if needed > available:
+        raise InsufficientSpace(
+            f"{needed:,} bytes still to write but only {available:,} free in {out_dir}; "
+            "free some space or choose another --out"
+        )
 
 
 def _fetch_part(
     http: httpx.Client,
-    job: _FileJob,
-    fd: int,
-    first: int,
+    session: GrantSession,
+    job: _Job,
+    part: int,
     *,
     count: int,
     progress: Progress | None,
 ) -> None:
-    count = min(count, chunk_count(job.size) - first)
-    start, end = sealed_span(job.size, first, count)
-    sealed = _read_range(http, job, start, end)
+    first = part * count
+    count = min(count, chunk_count(job.file.size) - first)
+    start, end = sealed_span(job.file.size, first, count)
+    sealed = _read_range(http, session, job.file, start, end)
     offset = first * CHUNK_SIZE
-    for plain in job.decryptor.decrypt_chunks(first, sealed, count=count):
-        os.pwrite(fd, plain, offset)
+    for plain in job.file.decryptor.decrypt_chunks(first, sealed, count=count):
+        os.pwrite(job.fd, plain, offset)
         offset += len(plain)
         if progress is not None:
             progress(len(plain))
+    job.journal.record(part)
 
 
-def _read_range(http: httpx.Client, job: _FileJob, start: int, end: int) -> bytearray:
+def _read_range(
+    http: httpx.Client, session: GrantSession, file: GrantedFile, start: int, end: int
+) -> bytearray:
     """Read ciphertext ``[start, end)`` into one buffer of exactly that size, never more."""
-    url = job.url.get()
+    url = session.storage_url(file.path)
     for attempt in range(2):
         try:
             with http.stream("GET", url, headers={"Range": f"bytes={start}-{end - 1}"}) as response:
                 if response.status_code in (403, 410) and attempt == 0:
-                    # A storage URL lives at most 60 s; the gateway re-checks the grant
-                    # and signs a new one, or answers 410 if the grant is over.
-                    url = job.url.get(renew=True, stale=url)
+                    # The storage URL expired (they live at most 60 s): ask the
+                    # gateway for a new one, which re-checks the grant.
+                    url = session.storage_url(file.path, stale=url)
                     continue
-                whole_file = start == 0 and end == job.ciphertext_size
+                whole_file = start == 0 and end == file.ciphertext_size
                 if response.status_code != 206 and not (response.status_code == 200 and whole_file):
                     raise Unavailable(
-                        f"storage answered {response.status_code} for a range of {job.path}"
+                        f"storage answered {response.status_code} for a range of {file.path}"
                     )
-                buffer = bytearray(end - start)
-                filled = 0
-                for piece in response.iter_bytes():
-                    if filled + len(piece) > len(buffer):
-                        raise IntegrityError(f"{job.path}: storage sent more bytes than asked")
-                    buffer[filled : filled + len(piece)] = piece
-                    filled += len(piece)
-                if filled != len(buffer):
-                    raise IntegrityError(f"{job.path}: storage sent fewer bytes than asked")
-                return buffer
+                return _read_exactly(response, end - start, file.path)
         except httpx.HTTPError as exc:
-            raise Unavailable(f"download of {job.path} failed: {exc}") from None
-    raise Unavailable(f"storage refused a freshly signed URL for {job.path}")
+            raise Unavailable(f"network error while downloading {file.path}: {exc}") from None
+    raise Unavailable(f"storage refused a freshly signed URL for {file.path}")
 
 
-def _finish(job: _FileJob, fd: int) -> FetchedFile:
+def _read_exactly(response: httpx.Response, size: int, path: str) -> bytearray:
+    buffer = bytearray(size)
+    filled = 0
+    for piece in response.iter_bytes():
+        if filled + len(piece) > size:
+            raise IntegrityError(f"{path}: storage sent more bytes than asked")
+        buffer[filled : filled + len(piece)] = piece
+        filled += len(piece)
+    if filled != size:
+        raise IntegrityError(f"{path}: storage sent fewer bytes than asked")
+    return buffer
+
+
+def _finish(job: _Job, layout: Layout, resumed: int) -> FetchedFile:
     digest = hashlib.sha256()
     position = 0
-    while position < job.size:
-        block = os.pread(fd, min(1 << 20, job.size - position), position)
+    while position < job.file.size:
+        block = os.pread(job.fd, min(1 << 20, job.file.size - position), position)
         if not block:
             break
         digest.update(block)
         position += len(block)
-    if digest.hexdigest() != job.sha256:
-        raise IntegrityError(f"{job.path}: SHA-256 does not match the grant")
-    os.fsync(fd)
+    if digest.hexdigest() != job.file.sha256:
+        # The journal vouched for parts that are not what they were: start
+        # this file over next time rather than trust it again.
+        job.journal.remove()
+        raise IntegrityError(f"{job.file.path}: SHA-256 does not match the grant")
+    os.fsync(job.fd)
     job.partial.replace(job.target)
-    return FetchedFile(job.target, job.size, job.sha256)
+    job.journal.remove()
+    visible = layout.finish(job.file.path, job.file.sha256)
+    return FetchedFile(visible, job.file.size, job.file.sha256, resumed)

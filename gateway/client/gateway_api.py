@@ -39,7 +39,8 @@ def raise_for_problem(response: httpx.Response) -> None:
             },
         )
     kind = _BY_STATUS.get(response.status_code, errors.Unavailable)
-    raise kind(f"{detail} (HTTP {response.status_code})")
+    extra = {"state": body["state"]} if "state" in body else {}
+    raise kind(f"{detail} (HTTP {response.status_code})", **extra)
 
 
 class GatewayClient:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway.bootstrap import Services
-from gateway.client.fetch import PART_SUFFIX, fetch
+from gateway.client.fetch import PART_SUFFIX, FetchOptions, fetch
 from gateway.client.gateway_api import GatewayClient
 from gateway.crypto.fileformat import chunk_offset
 from gateway.errors import Gone, IntegrityError, PolicyDenied
@@ -30,7 +30,7 @@ def test_fetch_writes_verified_copies_of_every_file(
 ) -> None:
     out = tmp_path / "out"
     with _client(gateway_url, catalog_ready) as client:
-        files = fetch(client, MODEL, None, out, part_chunks=4)
+        files = fetch(client, MODEL, None, out, FetchOptions(part_chunks=4))
     assert sorted(f.path.name for f in files) == sorted(p.name for p in model_dir.iterdir())
     for item in files:
         assert filecmp.cmp(model_dir / item.path.name, item.path, shallow=False)
@@ -66,7 +66,7 @@ def test_ciphertext_tampered_in_storage_is_detected_and_never_written(
     blob.write_bytes(bytes(data))
     out = tmp_path / "out"
     with _client(gateway_url, catalog_ready) as client, pytest.raises(IntegrityError):
-        fetch(client, MODEL, None, out, part_chunks=2)
+        fetch(client, MODEL, None, out, FetchOptions(part_chunks=2))
     assert not (out / name).exists()
 
 
@@ -105,7 +105,9 @@ def test_fetch_memory_stays_flat_for_a_model_many_times_the_buffer(
     with _client(gateway_url, catalog_ready) as client:
         tracemalloc.start()
         try:
-            [item] = fetch(client, "acme/big", None, tmp_path / "out", workers=4, part_chunks=64)
+            [item] = fetch(
+                client, "acme/big", None, tmp_path / "out", FetchOptions(workers=4, part_chunks=64)
+            )
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()

@@ -1,0 +1,121 @@
+"""One grant, kept alive: file keys opened, storage URLs renewed, the grant itself renewed.
+
+A storage URL lives at most 60 seconds and a grant 15 minutes, while a large
+model can take longer to arrive. When a storage URL expires the gateway signs
+a new one after re-checking the grant; when the grant expires, a new grant is
+requested, which the gateway decides and audits again like any other. A
+revoked grant is never renewed.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from gateway.catalog import check_file_path
+from gateway.client.gateway_api import GatewayClient, raise_for_problem
+from gateway.crypto.fileformat import RangeDecryptor, file_context
+from gateway.crypto.keyrelease import ClientKeyPair, grant_info, open_key
+from gateway.errors import Gone, IntegrityError, Unavailable
+
+
+@dataclass(frozen=True)
+class GrantedFile:
+    path: str
+    size: int
+    ciphertext_size: int
+    sha256: str
+    file_version: str
+    header: bytes
+    decryptor: RangeDecryptor
+
+
+class GrantSession:
+    def __init__(self, client: GatewayClient, request: dict[str, Any], keys: ClientKeyPair) -> None:
+        self._client = client
+        self._request = request
+        self._keys = keys
+        self._lock = threading.Lock()
+        self.grant: dict[str, Any] = {}
+        self.grants_issued = 0
+        self._storage_urls: dict[str, str] = {}
+        self._file_urls: dict[str, str] = {}
+        self.files: list[GrantedFile] = []
+
+    def start(self) -> dict[str, Any]:
+        with self._lock:
+            self._request_grant()
+        return self.grant
+
+    def _request_grant(self) -> None:
+        grant: dict[str, Any] = self._client.call("POST", "/v1/grants", json=self._request)
+        files = [self._open(grant, entry) for entry in grant["files"]]
+        if self.files and [(f.path, f.file_version, f.header) for f in files] != [
+            (f.path, f.file_version, f.header) for f in self.files
+        ]:
+            raise IntegrityError("the renewed grant describes different files; start over")
+        self.grant = grant
+        self.grants_issued += 1
+        self.files = files
+        self._file_urls = {entry["path"]: entry["url"] for entry in grant["files"]}
+        self._storage_urls.clear()
+
+    def _open(self, grant: dict[str, Any], entry: dict[str, Any]) -> GrantedFile:
+        path = check_file_path(entry["path"])
+        info = grant_info(
+            grant_id=grant["id"],
+            subject=grant["subject"],
+            model=grant["model"],
+            revision=grant["revision"],
+            path=path,
+            expires_at=datetime.fromisoformat(grant["expires_at"]),
+        )
+        data_key = open_key(base64.b64decode(entry["wrapped_key"]), self._keys.private, info)
+        header = base64.b64decode(entry["header"])
+        context = file_context(
+            model=grant["model"],
+            revision=grant["revision"],
+            path=path,
+            file_version=entry["file_version"],
+        )
+        size = int(entry["size"])
+        return GrantedFile(
+            path,
+            size,
+            int(entry["ciphertext_size"]),
+            str(entry["sha256"]),
+            str(entry["file_version"]),
+            header,
+            RangeDecryptor(data_key, context, header, size),
+        )
+
+    def storage_url(self, path: str, *, stale: str | None = None) -> str:
+        """The current storage URL for ``path``; a new one if ``stale`` is the one that failed."""
+        with self._lock:
+            current = self._storage_urls.get(path)
+            if current is not None and current != stale:
+                return current
+            try:
+                url = self._redirect(path)
+            except Gone as gone:
+                if gone.detail.get("state") != "expired":
+                    raise Gone(f"the grant for {path} was revoked; ask an admin why") from None
+                self._request_grant()  # re-decided and audited by the gateway
+                url = self._redirect(path)
+            self._storage_urls[path] = url
+            return url
+
+    def _redirect(self, path: str) -> str:
+        try:
+            response = self._client.http.get(self._file_urls[path], follow_redirects=False)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach the gateway: {exc}") from None
+        if response.status_code != 307:
+            raise_for_problem(response)
+            raise Unavailable(f"the gateway answered {response.status_code}, not a redirect")
+        return response.headers["location"]
