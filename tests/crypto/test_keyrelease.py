@@ -203,7 +203,9 @@ def test_truncated_sealed_key_fails(length: int) -> None:
 def test_recipient_key_round_trips_from_base64() -> None:
     public = X25519PrivateKey.generate().public_key()
     encoded = base64.b64encode(public.public_bytes_raw()).decode()
-    assert parse_recipient_key(encoded).public_bytes_raw() == public.public_bytes_raw()
+    parsed = parse_recipient_key(encoded)
+    assert isinstance(parsed, X25519PublicKey)
+    assert parsed.public_bytes_raw() == public.public_bytes_raw()
 
 
 @pytest.mark.parametrize(
