@@ -20,11 +20,13 @@ from rich.progress import (
 from rich.table import Table
 
 from gateway.cli.common import operator_services, parse_day
+from gateway.client.decrypt import decrypt_downloads, load_grant
 from gateway.client.fetch import FetchOptions, fetch
 from gateway.client.gateway_api import GatewayClient
 from gateway.client.hf_cache import HuggingFaceLayout
 from gateway.config import ClientSettings, Settings
-from gateway.crypto.keyrelease import HYBRID, X25519
+from gateway.crypto.keyfiles import write_secret
+from gateway.crypto.keyrelease import HYBRID, X25519, ClientKeyPair
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity.dpop import load_proof_key
 from gateway.impact import organisation_cases, recent_grant_cases
@@ -100,6 +102,36 @@ def fetch_command(
     resumed = sum(item.resumed_bytes for item in files)
     if resumed:
         console.print(f"resumed: {resumed:,} bytes were already verified by an earlier run")
+    for item in files:
+        console.print(
+            f"[green]verified[/] {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B"
+        )
+
+
+def keygen(
+    out: Annotated[Path, typer.Option(help="Where to write the private key (created 0600).")],
+    post_quantum: Annotated[
+        bool, typer.Option(help="An ML-KEM-768 + X25519 hybrid key instead of X25519.")
+    ] = False,
+) -> None:
+    """Make a recipient key for a grant requested with curl; prints the request fields."""
+    keys = ClientKeyPair.generate(HYBRID if post_quantum else X25519)
+    write_secret(out, keys.to_file())
+    typer.echo(json.dumps({"recipient_key": keys.recipient_key(), "recipient_kem": keys.kem}))
+
+
+def decrypt_command(
+    grant: Annotated[Path, typer.Argument(metavar="GRANT_JSON", help="The grant, as saved.")],
+    key: Annotated[Path, typer.Option(help="The key file `weightgate keygen` wrote.")],
+    source: Annotated[Path, typer.Option("--in", help="Where the ciphertext was downloaded.")],
+    out: Annotated[Path, typer.Option(help="Directory to write the decrypted files into.")],
+) -> None:
+    """Decrypt and verify files downloaded with curl, using the grant and your key."""
+    try:
+        raw_key = key.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {key}: {exc.strerror}") from None
+    files = decrypt_downloads(load_grant(grant), ClientKeyPair.from_file(raw_key), source, out)
     for item in files:
         console.print(
             f"[green]verified[/] {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B"
@@ -204,4 +236,6 @@ def print_decision(out: Console, decision: Decision) -> None:
 
 def register(app: typer.Typer) -> None:
     app.command("fetch")(fetch_command)
+    app.command("keygen")(keygen)
+    app.command("decrypt")(decrypt_command)
     app.add_typer(policy_app, name="policy")

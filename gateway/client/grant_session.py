@@ -20,7 +20,7 @@ import httpx
 from gateway.catalog import check_file_path
 from gateway.client.gateway_api import GatewayClient, raise_for_problem
 from gateway.crypto.fileformat import RangeDecryptor, file_context
-from gateway.crypto.keyrelease import ClientKeyPair, grant_info, open_key
+from gateway.crypto.keyrelease import ClientKeyPair, PrivateKey, grant_info, open_key
 from gateway.errors import Gone, IntegrityError, Unavailable
 
 
@@ -33,6 +33,39 @@ class GrantedFile:
     file_version: str
     header: bytes
     decryptor: RangeDecryptor
+
+
+def open_granted_file(
+    grant: dict[str, Any], entry: dict[str, Any], private_key: PrivateKey
+) -> GrantedFile:
+    """Open one file's wrapped key from a grant and ready its decryptor."""
+    path = check_file_path(entry["path"])
+    info = grant_info(
+        grant_id=grant["id"],
+        subject=grant["subject"],
+        model=grant["model"],
+        revision=grant["revision"],
+        path=path,
+        expires_at=datetime.fromisoformat(grant["expires_at"]),
+    )
+    data_key = open_key(base64.b64decode(entry["wrapped_key"]), private_key, info)
+    header = base64.b64decode(entry["header"])
+    context = file_context(
+        model=grant["model"],
+        revision=grant["revision"],
+        path=path,
+        file_version=entry["file_version"],
+    )
+    size = int(entry["size"])
+    return GrantedFile(
+        path,
+        size,
+        int(entry["ciphertext_size"]),
+        str(entry["sha256"]),
+        str(entry["file_version"]),
+        header,
+        RangeDecryptor(data_key, context, header, size),
+    )
 
 
 class GrantSession:
@@ -66,33 +99,7 @@ class GrantSession:
         self._storage_urls.clear()
 
     def _open(self, grant: dict[str, Any], entry: dict[str, Any]) -> GrantedFile:
-        path = check_file_path(entry["path"])
-        info = grant_info(
-            grant_id=grant["id"],
-            subject=grant["subject"],
-            model=grant["model"],
-            revision=grant["revision"],
-            path=path,
-            expires_at=datetime.fromisoformat(grant["expires_at"]),
-        )
-        data_key = open_key(base64.b64decode(entry["wrapped_key"]), self._keys.private, info)
-        header = base64.b64decode(entry["header"])
-        context = file_context(
-            model=grant["model"],
-            revision=grant["revision"],
-            path=path,
-            file_version=entry["file_version"],
-        )
-        size = int(entry["size"])
-        return GrantedFile(
-            path,
-            size,
-            int(entry["ciphertext_size"]),
-            str(entry["sha256"]),
-            str(entry["file_version"]),
-            header,
-            RangeDecryptor(data_key, context, header, size),
-        )
+        return open_granted_file(grant, entry, self._keys.private)
 
     def storage_url(self, path: str, *, stale: str | None = None) -> str:
         """The current storage URL for ``path``; a new one if ``stale`` is the one that failed."""

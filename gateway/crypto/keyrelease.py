@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -109,24 +110,61 @@ def open_key(sealed: bytes, private_key: PrivateKey, info: bytes) -> bytes:
 class ClientKeyPair:
     """A client's ephemeral key pair for one grant, and the bytes it sends as ``recipient_key``."""
 
-    kem: str
-    private: PrivateKey
-    public_bytes: bytes
+    classical: X25519PrivateKey
+    quantum: mlkem.MLKEM768PrivateKey | None = None
 
     @classmethod
     def generate(cls, kem: str = X25519) -> ClientKeyPair:
-        classical = X25519PrivateKey.generate()
-        classical_public = classical.public_key().public_bytes_raw()
-        if kem == X25519:
-            return cls(kem, classical, classical_public)
-        if kem != HYBRID:
+        if kem not in KEMS:
             raise InvalidInput(f"recipient_kem must be one of {list(KEMS)}")
-        quantum = mlkem.MLKEM768PrivateKey.generate()
-        return cls(
-            kem,
-            MLKEM768X25519PrivateKey(quantum, classical),
-            quantum.public_key().public_bytes_raw() + classical_public,
-        )
+        quantum = mlkem.MLKEM768PrivateKey.generate() if kem == HYBRID else None
+        return cls(X25519PrivateKey.generate(), quantum)
+
+    @property
+    def kem(self) -> str:
+        return X25519 if self.quantum is None else HYBRID
+
+    @property
+    def private(self) -> PrivateKey:
+        if self.quantum is None:
+            return self.classical
+        return MLKEM768X25519PrivateKey(self.quantum, self.classical)
+
+    @property
+    def public_bytes(self) -> bytes:
+        classical = self.classical.public_key().public_bytes_raw()
+        if self.quantum is None:
+            return classical
+        return self.quantum.public_key().public_bytes_raw() + classical
 
     def recipient_key(self) -> str:
         return base64.b64encode(self.public_bytes).decode()
+
+    def to_file(self) -> bytes:
+        """The private half as JSON, for ``weightgate keygen``; keep it 0600."""
+        data = {"kem": self.kem, "x25519": _b64(self.classical.private_bytes_raw())}
+        if self.quantum is not None:
+            data["mlkem768_seed"] = _b64(self.quantum.private_bytes_raw())
+        return json.dumps(data, indent=2).encode()
+
+    @classmethod
+    def from_file(cls, raw: bytes) -> ClientKeyPair:
+        try:
+            data = json.loads(raw)
+            classical = X25519PrivateKey.from_private_bytes(base64.b64decode(data["x25519"]))
+            seed = data.get("mlkem768_seed")
+            quantum = (
+                mlkem.MLKEM768PrivateKey.from_seed_bytes(base64.b64decode(seed)) if seed else None
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise InvalidInput(
+                "not a weightgate recipient key file (see `weightgate keygen`)"
+            ) from None
+        pair = cls(classical, quantum)
+        if data.get("kem") != pair.kem:
+            raise InvalidInput("the recipient key file's kem does not match its keys")
+        return pair
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
