@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TypeVar
 
 from cryptography.cobblestone import Cobblestone256Encryptor
@@ -23,43 +22,14 @@ from gateway.clock import Clock
 from gateway.crypto.fileformat import ALGORITHM, KEY_SIZE, EncryptingReader, file_context
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Conflict, InvalidInput, NotFound, Unavailable
+from gateway.names import check_file_path, check_model_id, check_org_id, check_revision
 from gateway.policy.classification import classify
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(/[A-Za-z0-9][A-Za-z0-9._-]{0,63})?$")
 T = TypeVar("T")
-_PATH_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,127}$")
-
-
-def check_org_id(value: str) -> str:
-    if not _ID.fullmatch(value):
-        raise InvalidInput(
-            f"organisation id {value!r} must be 1-64 letters, digits, '.', '_' or '-'"
-        )
-    return value
-
-
-def check_model_id(value: str) -> str:
-    if not _MODEL_ID.fullmatch(value):
-        raise InvalidInput(f"model id {value!r} must look like NAME or ORG/NAME")
-    return value
-
-
-def check_revision(value: str) -> str:
-    if not _ID.fullmatch(value):
-        raise InvalidInput(f"revision {value!r} must be 1-64 letters, digits, '.', '_' or '-'")
-    return value
-
-
-def check_file_path(value: str) -> str:
-    parts = PurePosixPath(value).parts
-    if not parts or value.startswith("/") or not all(_PATH_PART.fullmatch(p) for p in parts):
-        raise InvalidInput(f"file path {value!r} is not a safe relative path")
-    return value
 
 
 @dataclass(frozen=True)

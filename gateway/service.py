@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
-from gateway.catalog import Catalog, check_file_path, check_model_id, check_revision, key_context
+from gateway.catalog import Catalog, key_context
 from gateway.clock import Clock
 from gateway.context.geoip import GeoIp
 from gateway.context.policy_source import PolicySource
@@ -40,6 +40,7 @@ from gateway.crypto.keyrelease import (
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied, Unavailable
 from gateway.identity.principal import Principal, Role
+from gateway.names import check_file_path, check_model_id, check_revision
 from gateway.policy.decision import DecisionRequest, decide
 from gateway.policy.screening import ScreeningHit, ScreeningList
 from gateway.state.tables import Grant, ModelFile

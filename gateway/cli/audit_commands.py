@@ -7,16 +7,17 @@ import json
 import sys
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.audit.log import StoredEntry
-from gateway.audit.verify import verify_log
 from gateway.cli.common import operator_services
 from gateway.errors import IntegrityError, InvalidInput
+
+if TYPE_CHECKING:
+    from gateway.audit.log import StoredEntry
 
 console = Console(soft_wrap=True)
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
@@ -36,6 +37,8 @@ class DecisionFilter(StrEnum):
 @app.command("verify")
 def verify() -> None:
     """Recompute the whole log and check every signed checkpoint."""
+    from gateway.audit.verify import verify_log
+
     services = operator_services()
     report = verify_log(
         services.audit.entries(),

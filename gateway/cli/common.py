@@ -5,15 +5,22 @@ from __future__ import annotations
 import getpass
 import uuid
 from datetime import date
+from typing import TYPE_CHECKING
 
 from gateway.audit.events import RequestContext
-from gateway.bootstrap import Services, build_services
 from gateway.config import Settings
 from gateway.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import Services
 
 
 def operator_services() -> Services:
     """Operator commands run on the gateway host, against its configuration directly."""
+    # Imported here so client commands (fetch, decrypt) start without the
+    # database, storage and web stacks.
+    from gateway.bootstrap import build_services
+
     return build_services(Settings())
 
 

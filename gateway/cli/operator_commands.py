@@ -6,13 +6,12 @@ import signal
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.bootstrap import Services
 from gateway.cli.common import operator_context, operator_services
 from gateway.clock import SystemClock
 from gateway.config import Settings
@@ -24,6 +23,9 @@ from gateway.identity.principal import Role
 from gateway.policy.classification import parse_training_ops
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import Services
 
 console = Console(soft_wrap=True)
 keys_app = typer.Typer(help="Key material in WEIGHTGATE_KEYS_DIR.", no_args_is_help=True)

@@ -29,7 +29,6 @@ from gateway.crypto.keyfiles import write_secret
 from gateway.crypto.keyrelease import HYBRID, X25519, ClientKeyPair
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity.dpop import load_proof_key
-from gateway.impact import organisation_cases, recent_grant_cases
 from gateway.policy.decision import Decision
 from gateway.policy.diff import decision_changes, tier_changes
 from gateway.policy.explain import explain
@@ -200,6 +199,8 @@ def policy_diff(
     except WeightgateError as exc:
         console.print(f"organisations and grants: not compared ({exc.message})", highlight=False)
         return
+    from gateway.impact import organisation_cases, recent_grant_cases
+
     now = datetime.now(UTC)
     cases = organisation_cases(services.catalog, now) + recent_grant_cases(
         services.audit, now - timedelta(days=since_days)

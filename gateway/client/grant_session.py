@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 
-from gateway.catalog import check_file_path
 from gateway.client.gateway_api import GatewayClient, raise_for_problem
 from gateway.crypto.fileformat import RangeDecryptor, file_context
 from gateway.crypto.keyrelease import ClientKeyPair, PrivateKey, grant_info, open_key
 from gateway.errors import Gone, IntegrityError, Unavailable
+from gateway.names import check_file_path
 
 
 @dataclass(frozen=True)

@@ -228,3 +228,40 @@ class RangeDecryptor:
             except InvalidTag:
                 raise IntegrityError("decryption failed") from None
             position += length
+
+    def decrypt_into(
+        self,
+        first_index: int,
+        sealed: bytes | bytearray | memoryview,
+        out: bytearray | memoryview,
+        *,
+        count: int,
+    ) -> int:
+        """Like ``decrypt_chunks``, but into ``out`` without allocating; returns the bytes written.
+
+        ``out`` must hold the plaintext of the ``count`` chunks. Nothing in it
+        may be used if this raises: a later chunk's failure does not undo the
+        earlier chunks' plaintext already written there.
+        """
+        if count < 1 or first_index < 0 or first_index + count > self._chunks:
+            raise IntegrityError("decryption failed")
+        start, end = sealed_span(self._plaintext_size, first_index, count)
+        source, target = memoryview(sealed), memoryview(out)
+        if len(source) != end - start:
+            raise IntegrityError("decryption failed")
+        read = written = 0
+        for index in range(first_index, first_index + count):
+            plain = plain_chunk_size(self._plaintext_size, index)
+            nonce = (self._base_nonce ^ index).to_bytes(_NONCE_SIZE, "big")
+            try:
+                self._aead.decrypt_into(
+                    nonce,
+                    source[read : read + plain + TAG_SIZE],
+                    None,
+                    target[written : written + plain],
+                )
+            except InvalidTag:
+                raise IntegrityError("decryption failed") from None
+            read += plain + TAG_SIZE
+            written += plain
+        return written

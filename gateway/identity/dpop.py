@@ -15,7 +15,7 @@ import json
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.clock import Clock
 from gateway.errors import InvalidInput, Unauthenticated
 from gateway.identity.issuers import ASYMMETRIC_ALGORITHMS
-from gateway.identity.replay import ReplayGuard
+
+if TYPE_CHECKING:
+    from gateway.identity.replay import ReplayGuard
 
 PROOF_LIFETIME = timedelta(seconds=60)
 MAX_PROOF_BYTES = 4096

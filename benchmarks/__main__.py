@@ -1,0 +1,29 @@
+"""``python -m benchmarks [decrypt|fetch|all] [--size-mib N]``: ratios to same-run baselines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import decryption, fetching
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("which", nargs="?", default="all", choices=["decrypt", "fetch", "all"])
+    parser.add_argument(
+        "--size-mib", type=int, default=1024, help="model size for fetch benchmarks"
+    )
+    args = parser.parse_args()
+    results = []
+    if args.which in ("decrypt", "all"):
+        results += decryption.run()
+    if args.which in ("fetch", "all"):
+        results += fetching.run(args.size_mib << 20)
+    for result in results:
+        print(result.line())
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
