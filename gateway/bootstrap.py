@@ -28,6 +28,7 @@ from gateway.policy.pack import load_pack
 from gateway.policy.screening import ScreeningList, load_screening_list
 from gateway.service import GrantService
 from gateway.state.database import make_engine, migrate, session_factory
+from gateway.storage import s3
 from gateway.storage.interfaces import BlobStore
 from gateway.storage.local import LocalBlobStore
 
@@ -79,11 +80,19 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
         raise InvalidInput(f"WEIGHTGATE_TRUSTED_PROXIES: {exc}") from None
 
 
-def build_storage(settings: Settings, url_key: bytes) -> BlobStore:
+def build_storage(settings: Settings, url_key: bytes, *, clock: Clock) -> BlobStore:
     location = settings.resolved_storage()
     if location.startswith("file://"):
-        return LocalBlobStore(Path(location.removeprefix("file://")), url_key, settings.url)
-    raise InvalidInput(f"WEIGHTGATE_STORAGE {location!r}: only file:// is supported in this build")
+        return LocalBlobStore(Path(location.removeprefix("file://")), url_key, settings.url, clock)
+    if location.startswith("s3://"):
+        bucket, prefix = s3.parse_location(location)
+        # Credentials and region come from the usual AWS chain (environment,
+        # shared config, instance role); the region defaults to us-east-1.
+        client = s3.make_client(endpoint_url=settings.s3_endpoint_url)
+        return s3.S3BlobStore(bucket, prefix, client=client, clock=clock)
+    raise InvalidInput(
+        f"WEIGHTGATE_STORAGE {location!r}: expected file://DIR or s3://BUCKET[/PREFIX]"
+    )
 
 
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
@@ -101,7 +110,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     sessions = session_factory(engine)
     pack = load_pack(settings.policy, search_dir=settings.policy_dir)
     keystore = LocalKeystore(keys_dir)
-    blobs = build_storage(settings, keys.url_hmac)
+    blobs = build_storage(settings, keys.url_hmac, clock=clock)
     audit = AuditLog(
         sessions,
         origin=settings.audit_origin,

@@ -285,6 +285,12 @@ class GrantService:
         row = next(f for f in self._catalog.files(grant.model_id, grant.revision) if f.path == path)
         now = self._clock.now()
         url_expires = min(now + STORAGE_URL_LIFETIME, _utc(grant.expires_at))
+        # Signed first (which checks the store is there), logged second,
+        # released last: the log never shows a redirect that was not given,
+        # and nothing is given that the log does not show.
+        url = self._blobs.download_url(
+            StoredObject(row.object_key, row.object_version, row.ciphertext_size), url_expires
+        )
         event = build_event(
             "download.redirect",
             time=now,
@@ -296,9 +302,7 @@ class GrantService:
             path=path,
         )
         self._audit.append([event])
-        return self._blobs.download_url(
-            StoredObject(row.object_key, row.object_version, row.ciphertext_size), url_expires
-        )
+        return url
 
     def revoke(
         self, principal: Principal, grant_id: str, context: RequestContext

@@ -1,41 +1,54 @@
 """The embedded storage backend: a local directory served by the gateway itself.
 
-URLs carry an HMAC over (object key, version, expiry) so they work like S3
-presigned URLs: anyone holding one can fetch the ciphertext until it expires,
-and nobody can forge or extend one without the gateway's URL key.
+Every ``put`` writes a new version (``ROOT/KEY/VERSION``), as a versioned S3
+bucket does, so a URL names exactly the bytes that were published. URLs carry
+an HMAC over (key, version, expiry), so they work like S3 presigned URLs:
+anyone holding one can fetch that version until it expires, which is never
+more than 60 seconds after signing, and nobody can forge or extend one
+without the gateway's URL key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
+import re
 import shutil
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
+from gateway.clock import Clock
 from gateway.errors import Forbidden, Gone, NotFound, Unavailable
 from gateway.storage.interfaces import StoredObject, check_object_key
 
 BLOB_ROUTE = "/v1/blobs/"
+MAX_URL_LIFETIME_SECONDS = 60
+_VERSION = re.compile(r"^[0-9a-f]{32}$")
 
 
 class LocalBlobStore:
-    def __init__(self, root: Path, url_key: bytes, public_url: str) -> None:
+    def __init__(self, root: Path, url_key: bytes, public_url: str, clock: Clock) -> None:
         self._root = root
         self._url_key = url_key
         self._public_url = public_url.rstrip("/")
+        self._clock = clock
 
-    def path_of(self, key: str) -> Path:
-        return self._root / check_object_key(key)
+    def _path(self, key: str, version: str) -> Path:
+        if not _VERSION.fullmatch(version):
+            raise NotFound("object version not found")
+        return self._root / check_object_key(key) / version
 
     def put(self, key: str, source: BinaryIO) -> StoredObject:
-        target = self.path_of(key)
+        version = uuid.uuid4().hex
+        target = self._path(key, version)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".part")
+            partial = target.with_name(f".{version}.part")
             with partial.open("wb") as sink:
                 shutil.copyfileobj(source, sink, 1 << 20)
                 sink.flush()
@@ -44,16 +57,18 @@ class LocalBlobStore:
             size = target.stat().st_size
         except OSError as exc:
             raise Unavailable(f"local storage is not writable: {exc.strerror}") from None
-        # Objects are written once under a fresh key per file version, so the
-        # size identifies the only version there is; S3 gives a real version id.
-        return StoredObject(key, f"local-{size}", size)
+        return StoredObject(key, version, size)
 
     def _signature(self, key: str, version: str, expires: int) -> str:
         message = f"{key}\n{version}\n{expires}".encode()
         return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
 
     def download_url(self, obj: StoredObject, expires_at: datetime) -> str:
-        expires = int(expires_at.timestamp())
+        check_object_key(obj.key)
+        now = self._clock.now().timestamp()
+        # Capped here too, not only by the caller: a URL cannot be revoked, so
+        # its lifetime is what a revocation may lag by.
+        expires = min(math.ceil(expires_at.timestamp()), math.floor(now) + MAX_URL_LIFETIME_SECONDS)
         query = urlencode(
             {
                 "v": obj.version,
@@ -63,20 +78,16 @@ class LocalBlobStore:
         )
         return f"{self._public_url}{BLOB_ROUTE}{quote(obj.key)}?{query}"
 
-    def open_signed(
-        self, key: str, version: str, expires: int, signature: str, now: datetime
-    ) -> Path:
+    def open_signed(self, key: str, version: str, expires: int, signature: str) -> Path:
         """Check a URL this store signed and return the file it names."""
         expected = self._signature(key, version, expires)
         if not hmac.compare_digest(expected, signature):
             raise Forbidden("storage URL signature is invalid")
-        if now.timestamp() >= expires:
+        if self._clock.now().timestamp() >= expires:
             raise Gone("storage URL has expired; ask the gateway for a new one")
-        path = self.path_of(key)
+        path = self._path(key, version)
         if not path.is_file():
             raise NotFound("object not found")
-        if version != f"local-{path.stat().st_size}":
-            raise NotFound("object version not found")
         return path
 
     def check(self) -> None:

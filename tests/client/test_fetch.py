@@ -53,7 +53,7 @@ def test_denied_fetch_writes_nothing(
 def _stored_blob(services: Services, path: str) -> Path:
     with services.sessions() as session:
         row = session.query(ModelFile).filter_by(path=path).one()
-        return services.settings.home / "blobs" / row.object_key
+        return services.settings.home / "blobs" / row.object_key / row.object_version
 
 
 def test_ciphertext_tampered_in_storage_is_detected_and_never_written(
