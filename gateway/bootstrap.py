@@ -132,7 +132,6 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         keystore=keystore,
         blobs=blobs,
         clock=clock,
-        scratch=settings.home / "tmp",
     )
     ttl = min(settings.grant_ttl_seconds, settings.grant_max_ttl_seconds)
     grants = GrantService(

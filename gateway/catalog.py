@@ -59,14 +59,12 @@ class Catalog:
         keystore: Keystore,
         blobs: BlobStore,
         clock: Clock,
-        scratch: Path,
     ) -> None:
         self._sessions = sessions
         self._audit = audit
         self._keystore = keystore
         self._blobs = blobs
         self._clock = clock
-        self._scratch = scratch
 
     # Organisations -------------------------------------------------------
 

@@ -59,6 +59,12 @@ class Gone(WeightgateError):
     code = "gone"
 
 
+class QuotaExceeded(WeightgateError):
+    """A per-organisation or per-subject quota is used up; ``retry_after`` says for how long."""
+
+    code = "quota_exceeded"
+
+
 class InsufficientSpace(WeightgateError):
     """The client's disk cannot hold what it is about to download."""
 

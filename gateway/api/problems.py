@@ -23,6 +23,7 @@ STATUS: dict[type[errors.WeightgateError], int] = {
     errors.Conflict: 409,
     errors.Gone: 410,
     errors.IntegrityError: 422,
+    errors.QuotaExceeded: 429,
     errors.Unavailable: 503,
 }
 

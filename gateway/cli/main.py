@@ -24,6 +24,7 @@ EXIT_STATUS: dict[type[errors.WeightgateError], int] = {
     errors.Unavailable: 7,
     errors.IntegrityError: 8,
     errors.InsufficientSpace: 9,
+    errors.QuotaExceeded: 10,
 }
 
 app = typer.Typer(

@@ -38,6 +38,9 @@ def raise_for_problem(response: httpx.Response) -> None:
                 "policy": body.get("policy"),
             },
         )
+    if response.status_code == 429:
+        wait = response.headers.get("retry-after", "a while")
+        raise errors.QuotaExceeded(f"{detail}; try again in {wait} seconds (HTTP 429)")
     kind = _BY_STATUS.get(response.status_code, errors.Unavailable)
     extra = {"state": body["state"]} if "state" in body else {}
     raise kind(f"{detail} (HTTP {response.status_code})", **extra)

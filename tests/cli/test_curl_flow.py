@@ -1,19 +1,25 @@
-"""The curl path: keygen, a grant and ciphertext fetched by hand, then `weightgate decrypt`."""
+"""The command line against a live gateway: the curl path with `decrypt`, and a killed fetch."""
 
 from __future__ import annotations
 
 import filecmp
 import json
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.bootstrap import Services
+from gateway.client.fetch import PART_SUFFIX
+from gateway.client.journal import JOURNAL_SUFFIX
 from gateway.crypto.fileformat import chunk_offset
+from gateway.policy.pack import Eccn
 from tests.cli.test_cli import WEIGHTGATE, assert_one_line_error
-from tests.conftest import MODEL, mint
+from tests.conftest import MODEL, mint, operator
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,3 +119,47 @@ def test_decrypt_mistakes_are_one_line(tmp_path: Path) -> None:
         "not a grant",
     )
     assert_one_line_error(_run("keygen", "--out", str(tmp_path / "me.key")), 5, "already exists")
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_fetch_killed_mid_download_resumes_where_it_stopped(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "weights.bin").write_bytes(os.urandom(96 << 20))
+    catalog_ready.catalog.publish(
+        big,
+        model_id="acme/big",
+        revision="r1",
+        eccn=Eccn.AI_MODEL_WEIGHTS,
+        training_ops=None,
+        context=operator(),
+    )
+    env = {
+        **os.environ,
+        "WEIGHTGATE_URL": catalog_ready.settings.url,
+        "WEIGHTGATE_TOKEN": mint(catalog_ready),
+    }
+    command = [WEIGHTGATE, "fetch", "acme/big", "--out", str(tmp_path / "out"), "--workers", "1"]
+    journal = tmp_path / "out" / ("weights.bin" + PART_SUFFIX + JOURNAL_SUFFIX)
+    victim = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (journal.exists() and len(journal.read_text().splitlines()) > 1):
+            assert victim.poll() is None, "the fetch finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        victim.send_signal(signal.SIGKILL)
+    finally:
+        victim.wait(timeout=30)
+    assert not (tmp_path / "out" / "weights.bin").exists()
+    survived = len(journal.read_text().splitlines()) - 1
+    resumed = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed: {survived * 8 << 20:,} bytes" in resumed.stdout
+    assert filecmp.cmp(big / "weights.bin", tmp_path / "out" / "weights.bin", shallow=False)
