@@ -67,6 +67,7 @@ class Services:
         return {"database": "ok", "storage": "ok", "keys": "ok"}
 
     def close(self) -> None:
+        self.audit.close()
         self.engine.dispose()
 
 

@@ -1,17 +1,15 @@
-"""The audit log service: durable, sequenced appends and signed checkpoints.
+"""The audit log service: durable appends (see ``sequencer``), reads, and proof material.
 
-An append runs in one transaction that locks the single tree-state row,
-assigns the next contiguous indices (never a database sequence, which leaves
-gaps on rollback), inserts the entries, stores the new root and commits. The
-caller's own state change (a grant, an organisation) rides in the same
-transaction, so a change without its entry, or an entry without its change,
-cannot exist. Nothing is released until ``append`` has returned.
+The caller's own state change (a grant, an organisation) rides in the same
+transaction as its entries, so a change without its entry, or an entry
+without its change, cannot exist. Nothing is released until ``append`` has
+returned.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,13 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.audit import checkpoint
-from gateway.audit.merkle import CompactRange, leaf_hash
-from gateway.canonical import canonical_json
-from gateway.errors import IntegrityError, Unavailable, WeightgateError
+from gateway.audit.checkpoint_store import CheckpointStore
+from gateway.audit.merkle import CompactRange
+from gateway.audit.sequencer import Change, Sequencer
+from gateway.errors import Unavailable
 from gateway.state.tables import AuditEntry, TreeState
 
-Change = Callable[[Session, list[int]], None]
+APPEND_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,8 @@ class StoredEntry:
 
 
 class AuditLog:
+    """The log as the rest of the gateway sees it: append durably, read, prove."""
+
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -50,106 +50,32 @@ class AuditLog:
         origin: str,
         signer: Ed25519PrivateKey,
         checkpoint_dir: Path,
+        append_timeout: float = APPEND_TIMEOUT_SECONDS,
     ) -> None:
         self._sessions = sessions
         self.origin = origin
-        self._signer = signer
-        self._checkpoint_dir = checkpoint_dir
+        self.checkpoints = CheckpointStore(checkpoint_dir, origin, signer)
+        self._sequencer = Sequencer(sessions, origin=origin, checkpoints=self.checkpoints)
+        self._append_timeout = append_timeout
 
     def append(
         self, events: Sequence[Mapping[str, Any]], change: Change | None = None
     ) -> list[int]:
-        """Durably append ``events`` (and apply ``change`` in the same transaction).
+        """Durably append ``events``, with ``change`` in the same transaction; their indices.
 
-        Returns the entries' indices. Any failure raises Unavailable, and then
-        neither the entries nor the change exist.
+        Any failure, or no confirmation within the timeout (2 s), raises
+        Unavailable: the caller then releases nothing.
         """
-        try:
-            with self._sessions.begin() as session:
-                indices, size, root = self._sequence(session, events)
-                if change is not None:
-                    change(session, indices)
-        except WeightgateError:
-            raise
-        except (SQLAlchemyError, OSError) as exc:
-            raise Unavailable("the audit log cannot be written; nothing was granted") from exc
-        self._publish_checkpoint(size, root)
-        return indices
+        return self._sequencer.submit(events, change, timeout=self._append_timeout)
 
-    def _sequence(
-        self, session: Session, events: Sequence[Mapping[str, Any]]
-    ) -> tuple[list[int], int, bytes]:
-        state = session.scalars(
-            select(TreeState).where(TreeState.id == 1).with_for_update()
-        ).one_or_none()
-        if state is None:
-            raise IntegrityError("the audit tree head is missing; refusing to append")
-        tree = self._checked_head(state)
-        indices = []
-        for event in events:
-            index = tree.size
-            entry = canonical_json({**event, "index": index, "origin": self.origin})
-            leaf = leaf_hash(entry)
-            tree.append(leaf)
-            session.add(
-                AuditEntry(
-                    idx=index,
-                    entry=entry,
-                    leaf_hash=leaf,
-                    event=str(event["event"]),
-                    subject=_get(event, "actor", "subject"),
-                    org_id=_get(event, "actor", "org"),
-                    model_id=event.get("model"),
-                    decision=_get(event, "decision", "effect"),
-                    time=datetime.fromisoformat(str(event["time"])),
-                )
-            )
-            indices.append(index)
-        state.size = tree.size
-        state.root = tree.root()
-        state.frontier = tree.to_bytes()
-        return indices, state.size, state.root
-
-    def _checked_head(self, state: TreeState) -> CompactRange:
-        """The stored tree head, refused if it disagrees with itself or our last signature.
-
-        Extending a corrupted head would sign a checkpoint inconsistent with
-        an earlier one, which a transparency log must never do.
-        """
-        try:
-            tree = CompactRange.from_bytes(state.size, state.frontier)
-        except ValueError:
-            raise IntegrityError("the audit tree head is corrupted; refusing to append") from None
-        if tree.root() != state.root:
-            raise IntegrityError("the audit tree head is corrupted; refusing to append")
-        latest = self.latest_checkpoint()
-        if latest is not None:
-            signed = checkpoint.verify(latest, self.origin, self._signer.public_key())
-            if signed.size > tree.size or (signed.size == tree.size and signed.root != tree.root()):
-                raise IntegrityError(
-                    f"the audit tree head (size {tree.size}) contradicts the signed checkpoint "
-                    f"of size {signed.size}; refusing to append"
-                )
-        return tree
-
-    def _publish_checkpoint(self, size: int, root: bytes) -> None:
-        note = checkpoint.sign(
-            checkpoint.Checkpoint(self.origin, size, root), self.origin, self._signer
-        )
-        self._checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        target = self._checkpoint_dir / f"{size:012d}.txt"
-        partial = target.with_suffix(".part")
-        partial.write_text(note, encoding="utf-8")
-        partial.replace(target)
+    def close(self) -> None:
+        self._sequencer.close()
 
     def latest_checkpoint(self) -> str | None:
-        notes = sorted(self._checkpoint_dir.glob("*.txt")) if self._checkpoint_dir.is_dir() else []
-        return notes[-1].read_text(encoding="utf-8") if notes else None
+        return self.checkpoints.latest()
 
     def checkpoint_notes(self) -> list[str]:
-        if not self._checkpoint_dir.is_dir():
-            return []
-        return [p.read_text(encoding="utf-8") for p in sorted(self._checkpoint_dir.glob("*.txt"))]
+        return self.checkpoints.notes()
 
     def entries(self, *, batch: int = 10_000) -> Iterator[StoredEntry]:
         """Every stored row in index order, as stored: verification trusts none of it."""
@@ -179,6 +105,8 @@ class AuditLog:
         model: str | None = None,
         event: str | None = None,
         decision: str | None = None,
+        country: str | None = None,
+        tier: int | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         after: int = -1,
@@ -192,6 +120,8 @@ class AuditLog:
             (AuditEntry.model_id, model),
             (AuditEntry.event, event),
             (AuditEntry.decision, decision),
+            (AuditEntry.country, country),
+            (AuditEntry.tier, tier),
         ):
             if value is not None:
                 conditions.append(column == value)
@@ -212,8 +142,3 @@ class AuditLog:
                 ]
         except SQLAlchemyError as exc:
             raise Unavailable("the audit log cannot be read") from exc
-
-
-def _get(event: Mapping[str, Any], outer: str, inner: str) -> Any:
-    value = event.get(outer)
-    return value.get(inner) if isinstance(value, Mapping) else None

@@ -42,16 +42,31 @@ class CompactRange:
     def to_bytes(self) -> bytes:
         return b"".join(self._hashes)
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add a leaf; return the perfect subtrees it completed as (level, index, hash).
+
+        Level 0 is the leaf itself. The log stores every one of them, so any
+        proof can later be assembled from stored hashes instead of recomputed.
+        """
         node = leaf
         size = self.size
+        level = 0
+        completed = [(0, self.size, leaf)]
         # Each trailing 1-bit of the old size is a perfect subtree of the same
         # height as the one being carried, so the two merge, like binary addition.
         while size & 1:
             node = node_hash(self._hashes.pop(), node)
             size >>= 1
+            level += 1
+            completed.append((level, self.size >> level, node))
         self._hashes.append(node)
         self.size += 1
+        return completed
+
+    def restore(self, other: CompactRange) -> None:
+        """Become ``other`` (a snapshot taken earlier), in place."""
+        self.size = other.size
+        self._hashes = list(other._hashes)
 
     def root(self) -> bytes:
         if not self._hashes:

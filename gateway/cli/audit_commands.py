@@ -76,75 +76,102 @@ def query(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     event: Annotated[str | None, typer.Option(help="Only this event type.")] = None,
     decision: Annotated[DecisionFilter | None, typer.Option(help="allow or deny.")] = None,
+    country: Annotated[str | None, typer.Option(help="Only requesters located here.")] = None,
+    tier: Annotated[
+        int | None, typer.Option(min=1, max=3, help="Only this effective tier.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
+    after: Annotated[int, typer.Option(min=-1, help="Only entries after this index.")] = -1,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
         OutputFormat.TABLE
     ),
     limit: Annotated[int, typer.Option(min=1, help="At most this many entries.")] = 1000,
+    remote: Annotated[
+        bool, typer.Option(help="Ask the gateway at WEIGHTGATE_URL with WEIGHTGATE_TOKEN.")
+    ] = False,
 ) -> None:
-    """Read the log, filtered."""
-    rows = operator_services().audit.query(
-        subject=subject,
-        org=org,
-        model=model,
-        event=event,
-        decision=decision.value if decision else None,
-        since=_when(since, "--since"),
-        until=_when(until, "--until"),
-        limit=limit,
-    )
+    """Read the log, filtered: a table, JSON Lines mapped to OCSF, or CSV."""
+    start, end = _when(since, "--since"), _when(until, "--until")
+    verdict = decision.value if decision else None
+    located = country.upper() if country else None
+    rows: list[StoredEntry]
+    if remote:
+        filters = {
+            "subject": subject,
+            "org": org,
+            "model": model,
+            "event": event,
+            "decision": verdict,
+            "country": located,
+            "tier": tier,
+            "since": start.isoformat() if start else None,
+            "until": end.isoformat() if end else None,
+        }
+        rows = _remote_rows({k: v for k, v in filters.items() if v is not None}, after, limit)
+    else:
+        rows = operator_services().audit.query(
+            subject=subject,
+            org=org,
+            model=model,
+            event=event,
+            decision=verdict,
+            country=located,
+            tier=tier,
+            since=start,
+            until=end,
+            after=after,
+            limit=limit,
+        )
+    _print(rows, output)
+
+
+def _remote_rows(filters: dict[str, str | int], after: int, limit: int) -> list[StoredEntry]:
+    """Entries through the API, each checked against the leaf hash the gateway states."""
+    from gateway.audit.log import StoredEntry
+    from gateway.audit.merkle import leaf_hash
+    from gateway.canonical import canonical_json
+    from gateway.client.gateway_api import GatewayClient
+    from gateway.config import ClientSettings
+
+    settings = ClientSettings()
+    rows: list[StoredEntry] = []
+    with GatewayClient(settings.url, settings.token) as client:
+        while len(rows) < limit:
+            page = client.call(
+                "GET",
+                "/v1/audit/entries",
+                params={**filters, "after": after, "limit": min(1000, limit - len(rows))},
+            )
+            for item in page["entries"]:
+                stated = bytes.fromhex(item.pop("leaf_hash"))
+                entry = canonical_json(item)
+                if leaf_hash(entry) != stated:
+                    raise IntegrityError(f"entry {item.get('index')} does not match its leaf hash")
+                rows.append(StoredEntry(int(item["index"]), entry, stated))
+            if page["next_after"] is None:
+                break
+            after = int(page["next_after"])
+    return rows
+
+
+def _print(rows: list[StoredEntry], output: OutputFormat) -> None:
+    from gateway import __version__
+    from gateway.audit.export import CSV_COLUMNS, to_csv_row, to_ocsf
+
     if output is OutputFormat.JSONL:
         for row in rows:
-            typer.echo(
-                json.dumps({**row.as_dict(), "leaf_hash": row.leaf_hash.hex()}, sort_keys=True)
-            )
+            typer.echo(json.dumps(to_ocsf(row, product_version=__version__), sort_keys=True))
     elif output is OutputFormat.CSV:
         writer = csv.writer(sys.stdout)
-        writer.writerow(
-            [
-                "index",
-                "time",
-                "event",
-                "subject",
-                "org",
-                "model",
-                "revision",
-                "decision",
-                "tier",
-                "reasons",
-                "grant_id",
-                "leaf_hash",
-            ]
-        )
+        writer.writerow(CSV_COLUMNS)
         for row in rows:
-            writer.writerow(_flat(row))
+            writer.writerow(to_csv_row(row))
     else:
         table = Table(
             "#", "time", "event", "subject", "org", "model", "decision", "tier", "reasons"
         )
         for row in rows:
-            flat = _flat(row)
-            table.add_row(*(str(flat[i]) for i in (0, 1, 2, 3, 4, 5, 7, 8, 9)))
+            flat = to_csv_row(row)
+            table.add_row(*(str(flat[i]) for i in (0, 1, 2, 3, 4, 6, 8, 9, 10)))
         console.print(table)
-
-
-def _flat(row: StoredEntry) -> list[object]:
-    data = row.as_dict()
-    actor = data.get("actor") or {}
-    decision = data.get("decision") or {}
-    codes = " ".join(r["code"] for r in decision.get("reasons", []))
-    return [
-        row.index,
-        data.get("time", ""),
-        data.get("event", ""),
-        actor.get("subject") or "",
-        actor.get("org") or "",
-        data.get("model", ""),
-        data.get("revision", ""),
-        decision.get("effect", ""),
-        decision.get("tier", ""),
-        codes,
-        data.get("grant_id", ""),
-        row.leaf_hash.hex(),
-    ]

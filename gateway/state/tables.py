@@ -100,7 +100,23 @@ class AuditEntry(Base):
     org_id: Mapped[str | None] = mapped_column(String(64))
     model_id: Mapped[str | None] = mapped_column(String(128))
     decision: Mapped[str | None] = mapped_column(String(8))
+    country: Mapped[str | None] = mapped_column(String(2))  # the requester's location
+    tier: Mapped[int | None] = mapped_column(Integer)  # the decision's effective tier
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class MerkleNode(Base):
+    """The hash of a perfect subtree above the leaves (level >= 1), stored as it completes.
+
+    With these, an inclusion or consistency proof is a handful of lookups at
+    any tree size, instead of rehashing the log.
+    """
+
+    __tablename__ = "merkle_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class TreeState(Base):

@@ -153,10 +153,15 @@ def test_operator_flow_and_its_mistakes(env: dict[str, str], tmp_path: Path) -> 
 
     verified = run(env, "audit", "verify")
     assert verified.returncode == 0 and "2 entries" in verified.stdout
-    rows = run(env, "audit", "query", "--format", "jsonl").stdout.splitlines()
-    assert [json.loads(r)["event"] for r in rows] == ["org.add", "model.publish", "model.publish"][
-        :2
+    rows = [
+        json.loads(r) for r in run(env, "audit", "query", "--format", "jsonl").stdout.splitlines()
     ]
+    assert [r["unmapped"]["weightgate"]["event"] for r in rows] == ["org.add", "model.publish"]
+    assert [(r["class_uid"], r["type_uid"], r["metadata"]["sequence"]) for r in rows] == [
+        (6003, 600301, 0),
+        (6003, 600301, 1),
+    ]
+    assert all(len(r["unmapped"]["leaf_hash"]) == 64 for r in rows)
     csv_out = run(env, "audit", "query", "--format", "csv", "--event", "org.add").stdout
     assert csv_out.splitlines()[0].startswith("index,time,event")
     assert len(csv_out.splitlines()) == 2
@@ -284,7 +289,7 @@ def test_sighup_switches_the_pack_of_a_running_gateway(env: dict[str, str], tmp_
     stderr = "".join(said)
     pack.write_text(good, encoding="utf-8")  # the CLI below loads the configured pack too
     loads = [
-        json.loads(line)
+        json.loads(line)["unmapped"]["weightgate"]
         for line in run(
             env, "audit", "query", "--event", "policy.load", "--format", "jsonl"
         ).stdout.splitlines()
