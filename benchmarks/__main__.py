@@ -1,16 +1,18 @@
-"""``python -m benchmarks [decrypt|fetch|all] [--size-mib N]``: ratios to same-run baselines."""
+"""``python -m benchmarks [decrypt|grants|fetch|all] [--size-mib N]``: same-run ratios."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import decryption, fetching
+from benchmarks import decryption, fetching, grants
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("which", nargs="?", default="all", choices=["decrypt", "fetch", "all"])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["decrypt", "fetch", "grants", "all"]
+    )
     parser.add_argument(
         "--size-mib", type=int, default=1024, help="model size for fetch benchmarks"
     )
@@ -18,6 +20,8 @@ def main() -> int:
     results = []
     if args.which in ("decrypt", "all"):
         results += decryption.run()
+    if args.which in ("grants", "all"):
+        results += grants.run()
     if args.which in ("fetch", "all"):
         results += fetching.run(args.size_mib << 20)
     for result in results:

@@ -156,10 +156,27 @@ class Catalog:
         return self._read(load)
 
     def model(self, model_id: str) -> ModelView:
-        for view in self.models():
-            if view.id == model_id:
-                return view
-        raise NotFound(f"no model {model_id!r}")
+        def load(session: Session) -> ModelView | None:
+            model = session.get(Model, model_id)
+            if model is None:
+                return None
+            revisions = session.scalars(
+                select(Revision.revision)
+                .where(Revision.model_id == model_id)
+                .order_by(Revision.published_at)
+            )
+            return ModelView(
+                model.id,
+                Eccn(model.eccn),
+                model.training_ops,
+                model.classification_basis,
+                tuple(revisions),
+            )
+
+        view = self._read(load)
+        if view is None:
+            raise NotFound(f"no model {model_id!r}")
+        return view
 
     def files(self, model_id: str, revision: str) -> list[ModelFile]:
         return self._read(

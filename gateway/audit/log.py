@@ -24,6 +24,7 @@ from gateway.audit.checkpoint_store import CheckpointStore
 from gateway.audit.merkle import CompactRange
 from gateway.audit.sequencer import Change, Sequencer
 from gateway.errors import Unavailable
+from gateway.state.database import writer_sessions
 from gateway.state.tables import AuditEntry, TreeState
 
 APPEND_TIMEOUT_SECONDS = 2.0
@@ -55,7 +56,9 @@ class AuditLog:
         self._sessions = sessions
         self.origin = origin
         self.checkpoints = CheckpointStore(checkpoint_dir, origin, signer)
-        self._sequencer = Sequencer(sessions, origin=origin, checkpoints=self.checkpoints)
+        self._sequencer = Sequencer(
+            writer_sessions(sessions), origin=origin, checkpoints=self.checkpoints
+        )
         self._append_timeout = append_timeout
 
     def append(

@@ -44,6 +44,7 @@ class LocalKeystore:
 
     def __init__(self, keys_dir: Path) -> None:
         self._dir = keys_dir / "kek"
+        self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
 
     def create(self) -> str:
         """Add a new KEK version and make it current; returns its id."""
@@ -61,7 +62,19 @@ class LocalKeystore:
         scheme, _, version = kek_id.partition(":")
         if scheme != "local" or not version.startswith("v") or not version[1:].isdigit():
             raise IntegrityError("unwrap failed")
-        return read_secret(self._dir / f"{version}.key")
+        path = self._dir / f"{version}.key"
+        # Read once, but stat every time: a KEK removed from the keystore stops
+        # working at once, as it would with KMS.
+        try:
+            info = path.stat()
+        except OSError:
+            return read_secret(path)  # raises Unavailable with the reason
+        stamp = (info.st_mtime_ns, info.st_size)
+        cached = self._cache.get(kek_id)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, read_secret(path))
+            self._cache[kek_id] = cached
+        return cached[1]
 
     def check(self) -> None:
         if self._newest_version() == 0:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.clock import Clock
 from gateway.errors import Unavailable
+from gateway.state.database import writer_sessions
 from gateway.state.tables import SeenToken
 
 
@@ -28,7 +29,7 @@ class ReplayGuard(Protocol):
 
 class DatabaseReplayGuard:
     def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
-        self._sessions = sessions
+        self._sessions = writer_sessions(sessions)
         self._clock = clock
 
     def first_use(self, namespace: str, identifier: str, expires_at: datetime) -> bool:

@@ -23,9 +23,9 @@ def make_engine(url: str) -> Engine:
 def _make_sqlite_durable(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take over transaction control from the driver so BEGIN IMMEDIATE below
-        # is the only BEGIN; WAL + synchronous=FULL makes a commit survive a
-        # power loss, which the audit log's "durable before release" relies on.
+        # Take over transaction control from the driver so the BEGIN below is
+        # the only one; WAL + synchronous=FULL makes a commit survive a power
+        # loss, which the audit log's "durable before release" relies on.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -35,9 +35,11 @@ def _make_sqlite_durable(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so two appenders queue
-        # instead of both reading the same tree size and one failing later.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (IMMEDIATE), so two appenders
+        # queue instead of both reading the same tree size and one failing
+        # later. Readers never wait for writers: WAL gives them a snapshot.
+        writer = connection.get_execution_options().get("writer", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN DEFERRED")
 
 
 def migrate(engine: Engine) -> None:
@@ -51,3 +53,9 @@ def migrate(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for transactions that write: on SQLite they take the write lock at BEGIN."""
+    engine: Engine = sessions.kw["bind"]
+    return sessionmaker(engine.execution_options(writer=True), expire_on_commit=False)
