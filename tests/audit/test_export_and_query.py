@@ -25,11 +25,12 @@ RECIPIENT = base64.b64encode(bytes(range(1, 33))).decode()
 def busy_log(gateway_url: str, catalog_ready: Services) -> Services:
     """One grant, two denials (Tier 2 and Tier 3), one rejected token, one redirect."""
 
-    def ask(**claims: str) -> httpx.Response:
+    def ask(subject: str = "anna", org: str = "rhein", country: str = "DE") -> httpx.Response:
+        token = mint(catalog_ready, subject=subject, org=org, country=country)
         return httpx.post(
             f"{gateway_url}/v1/grants",
             json={"model": MODEL, "recipient_key": RECIPIENT},
-            headers={"Authorization": f"Bearer {mint(catalog_ready, **claims)}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
 
     granted = ask()
