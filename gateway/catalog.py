@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
@@ -64,6 +65,8 @@ class Catalog:
         self._audit = audit
         self._keystore = keystore
         self._blobs = blobs
+        self._recent = RecentCache(clock, timedelta(seconds=1))
+        self._files: dict[tuple[str, str], list[ModelFile]] = {}
         self._clock = clock
 
     # Organisations -------------------------------------------------------
@@ -118,11 +121,18 @@ class Catalog:
             },
         )
         self._audit.append([event], insert)
+        self._recent.clear()
         return org
 
     def org(self, org_id: str) -> OrgView | None:
+        cached = self._recent.get(("org", org_id))
+        if isinstance(cached, OrgView):
+            return cached
         row = self._read(lambda s: s.get(Organisation, org_id))
-        return _org_view(row) if row else None
+        view = _org_view(row) if row else None
+        if view is not None:
+            self._recent.put(("org", org_id), view)
+        return view
 
     def orgs(self) -> list[OrgView]:
         return self._read(
@@ -156,6 +166,10 @@ class Catalog:
         return self._read(load)
 
     def model(self, model_id: str) -> ModelView:
+        cached = self._recent.get(("model", model_id))
+        if isinstance(cached, ModelView):
+            return cached
+
         def load(session: Session) -> ModelView | None:
             model = session.get(Model, model_id)
             if model is None:
@@ -176,18 +190,23 @@ class Catalog:
         view = self._read(load)
         if view is None:
             raise NotFound(f"no model {model_id!r}")
+        self._recent.put(("model", model_id), view)
         return view
 
     def files(self, model_id: str, revision: str) -> list[ModelFile]:
-        return self._read(
-            lambda s: list(
-                s.scalars(
-                    select(ModelFile)
-                    .where(ModelFile.model_id == model_id, ModelFile.revision == revision)
-                    .order_by(ModelFile.path)
+        # A published revision's files never change, so they are kept for good.
+        key = (model_id, revision)
+        if key not in self._files:
+            self._files[key] = self._read(
+                lambda s: list(
+                    s.scalars(
+                        select(ModelFile)
+                        .where(ModelFile.model_id == model_id, ModelFile.revision == revision)
+                        .order_by(ModelFile.path)
+                    )
                 )
             )
-        )
+        return self._files[key]
 
     def file(self, file_version: str) -> ModelFile | None:
         return self._read(lambda s: s.get(ModelFile, file_version))
@@ -256,6 +275,7 @@ class Catalog:
             ],
         )
         self._audit.append([event], register)
+        self._recent.clear()
         return rows
 
     def _encrypt_and_store(
@@ -297,6 +317,31 @@ class Catalog:
                 return query(session)
         except SQLAlchemyError as exc:
             raise Unavailable("the database is unavailable") from exc
+
+
+class RecentCache:
+    """Lookups remembered for a second: a grant reads the same model and organisation as
+    the last hundred grants did. A change made by this process clears it at once; one
+    made by another replica is seen within the second."""
+
+    def __init__(self, clock: Clock, lifetime: timedelta) -> None:
+        self._clock = clock
+        self._lifetime = lifetime
+        self._entries: dict[tuple[str, str], tuple[datetime, object]] = {}
+
+    def get(self, key: tuple[str, str]) -> object | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= self._clock.now():
+            return None
+        return entry[1]
+
+    def put(self, key: tuple[str, str], value: object) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key] = (self._clock.now() + self._lifetime, value)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def _org_view(row: Organisation) -> OrgView:

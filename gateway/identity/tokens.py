@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +22,10 @@ from gateway.policy.countries import country_code
 
 MAX_TOKEN_BYTES = 8192
 MAX_LEEWAY = timedelta(seconds=60)
+_CACHE_FOR = timedelta(seconds=60)
+_CACHE_ENTRIES = 10_000
+# expiry, claims, issuer, kid, and the key object that verified them
+_Cached = tuple[datetime, dict[str, Any], TrustedIssuer, str, jwt.PyJWK]
 # Headers that tell a verifier to fetch or trust a key named by the token
 # itself; following them lets the token choose its own verifier.
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
@@ -48,12 +55,45 @@ class TokenVerifier:
         self._clock = clock
         self._leeway = leeway
         self._replay = replay
+        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     def verify(self, token: str, presented: Presentation | None = None) -> Principal:
         """The principal a token names, after every check; any failure is Unauthenticated."""
         presented = presented or Presentation()
         if len(token.encode()) > MAX_TOKEN_BYTES:
             raise Unauthenticated("token is larger than 8 KiB")
+        payload, issuer = self._verified_claims(token)
+        self._check_times(payload)
+        self._check_possession(token, payload, issuer, presented)
+        self._check_single_use(payload, issuer)
+        return self._principal(payload, issuer)
+
+    def _verified_claims(self, token: str) -> tuple[dict[str, Any], TrustedIssuer]:
+        """Signature and claims, remembered briefly per token.
+
+        A client reuses its token for every request, and checking a signature
+        costs more than the rest of a grant. A remembered token is used only
+        while its issuer still publishes the very key object that verified it,
+        so a key withdrawn from a JWKS stops working as soon as the JWKS is
+        refreshed; times, possession and single use are checked every time.
+        """
+        digest = hashlib.sha256(token.encode()).digest()
+        now = self._clock.now()
+        with self._cache_lock:
+            cached = self._cache.get(digest)
+        if cached is not None:
+            until, payload, issuer, kid, key = cached
+            if until > now and issuer.jwks.key(kid) is key:
+                return payload, issuer
+        payload, issuer, kid, key = self._check_signature(token)
+        with self._cache_lock:
+            self._cache[digest] = (now + _CACHE_FOR, payload, issuer, kid, key)
+            while len(self._cache) > _CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return payload, issuer
+
+    def _check_signature(self, token: str) -> tuple[dict[str, Any], TrustedIssuer, str, jwt.PyJWK]:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -67,7 +107,8 @@ class TokenVerifier:
         algorithm = header.get("alg")
         if algorithm not in issuer.algorithms:
             raise Unauthenticated(f"algorithm {algorithm!r} is not allowed for this issuer")
-        key = issuer.jwks.key(str(header.get("kid")))
+        kid = str(header.get("kid"))
+        key = issuer.jwks.key(kid)
         if key is None:
             raise Unauthenticated("token key id is unknown to its issuer")
         claims = issuer.claims
@@ -89,10 +130,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"token rejected: {exc}") from None
-        self._check_times(payload)
-        self._check_possession(token, payload, issuer, presented)
-        self._check_single_use(payload, issuer)
-        return self._principal(payload, issuer)
+        return payload, issuer, kid, key
 
     def _check_possession(
         self, token: str, payload: dict[str, Any], issuer: TrustedIssuer, presented: Presentation
