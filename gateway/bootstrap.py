@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +46,7 @@ class Services:
     geoip: GeoIp
     screening: ScreeningList | None
     trusted_proxies: tuple[IPNetwork, ...]
+    witnesses: dict[str, Ed25519PublicKey]
     keys: GatewayKeys
     keystore: LocalKeystore
     blobs: BlobStore
@@ -79,6 +83,18 @@ def parse_networks(text: str) -> tuple[IPNetwork, ...]:
         return tuple(ipaddress.ip_network(p.strip()) for p in text.split(",") if p.strip())
     except ValueError as exc:
         raise InvalidInput(f"WEIGHTGATE_TRUSTED_PROXIES: {exc}") from None
+
+
+def load_witnesses(path: Path) -> dict[str, Ed25519PublicKey]:
+    """The witnesses whose cosignatures the gateway accepts and serves."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            str(e["name"]): Ed25519PublicKey.from_public_bytes(base64.b64decode(e["public_key"]))
+            for e in entries
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"cannot read witnesses file {path}: {exc}") from None
 
 
 def build_storage(settings: Settings, url_key: bytes, *, clock: Clock) -> BlobStore:
@@ -169,6 +185,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         geoip=geoip,
         screening=screening,
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        witnesses=load_witnesses(settings.witnesses_file) if settings.witnesses_file else {},
         keys=keys,
         keystore=keystore,
         blobs=blobs,

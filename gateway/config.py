@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     issuers_file: Path | None = None
     audit_origin: str = "weightgate.local/audit"
+    witnesses_file: Path | None = None  # JSON list of {"name", "public_key"} (Ed25519, base64)
     grant_ttl_seconds: int = Field(default=900, gt=0)
     grant_max_ttl_seconds: int = Field(default=3600, gt=0)
     token_leeway_seconds: int = Field(default=30, ge=0, le=60)

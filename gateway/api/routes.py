@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -10,7 +11,11 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.deps import Admin, ContextDep, PrincipalDep, SecurityReader, ServicesDep
-from gateway.api.schemas import ExplainBody, GrantBody, ReloadBody
+from gateway.api.schemas import CosignatureBody, ExplainBody, GrantBody, ReloadBody
+from gateway.audit import checkpoint
+from gateway.audit.receipt import format_receipt
+from gateway.audit.witness import accept_cosignature
+from gateway.bootstrap import Services
 from gateway.context.policy_source import pack_summary
 from gateway.errors import NotFound
 from gateway.policy.explain import explain
@@ -155,6 +160,65 @@ def audit_checkpoint(services: ServicesDep) -> str:
     note = services.audit.latest_checkpoint()
     if note is None:
         raise NotFound("the audit log is empty")
+    return note
+
+
+@router.get("/v1/audit/proofs/inclusion")
+def inclusion_proof(
+    services: ServicesDep,
+    index: Annotated[int, Query(ge=0)],
+    size: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    """The audit path of entry ``index`` in the tree of ``size`` (default: the latest signed)."""
+    note = _signed_note(services, size)
+    signed = checkpoint.verify(note, services.audit.origin, services.keys.audit_signer.public_key())
+    leaf, path = services.audit.inclusion_proof(index, signed.size)
+    return {
+        "index": index,
+        "size": signed.size,
+        "leaf_hash": leaf.hex(),
+        "proof": [base64.b64encode(h).decode() for h in path],
+        "checkpoint": note,
+    }
+
+
+@router.get("/v1/audit/proofs/consistency")
+def consistency_proof(
+    services: ServicesDep,
+    start: Annotated[int, Query(alias="from", ge=0)],
+    end: Annotated[int, Query(alias="to", ge=0)],
+) -> dict[str, Any]:
+    path = services.audit.consistency_proof(start, end)
+    return {"from": start, "to": end, "proof": [base64.b64encode(h).decode() for h in path]}
+
+
+@router.get("/v1/audit/receipts/{index}", response_class=PlainTextResponse)
+def receipt(services: ServicesDep, index: int) -> str:
+    """A c2sp.org/tlog-proof receipt for one entry, tied to the latest signed checkpoint."""
+    note = _signed_note(services, None)
+    signed = checkpoint.verify(note, services.audit.origin, services.keys.audit_signer.public_key())
+    _, path = services.audit.inclusion_proof(index, signed.size)
+    return format_receipt(index, path, note)
+
+
+@router.post("/v1/audit/cosignatures")
+def add_cosignature(
+    body: CosignatureBody, _reader: SecurityReader, services: ServicesDep
+) -> dict[str, Any]:
+    note = accept_cosignature(
+        services.audit.checkpoints, services.witnesses, body.size, body.cosignature
+    )
+    return {"size": body.size, "checkpoint": note}
+
+
+def _signed_note(services: Services, size: int | None) -> str:
+    note = (
+        services.audit.latest_checkpoint()
+        if size is None
+        else services.audit.checkpoints.note_at(size)
+    )
+    if note is None:
+        raise NotFound("no signed checkpoint of that size" if size else "the audit log is empty")
     return note
 
 

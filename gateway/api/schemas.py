@@ -38,3 +38,10 @@ class ReloadBody(BaseModel):
     # A pack name (shipped, or in WEIGHTGATE_POLICY_DIR); never a path, so an
     # HTTP caller cannot make the gateway read an arbitrary file.
     pack: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class CosignatureBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=1)
+    cosignature: str = Field(min_length=10, max_length=1000)

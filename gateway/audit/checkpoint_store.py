@@ -56,10 +56,8 @@ class CheckpointStore:
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
     def add_cosignature(self, size: int, line: str) -> str:
-        """Keep a witness's cosignature beside the checkpoint it signs."""
+        """Keep a witness's (already verified) cosignature with the checkpoint it signs."""
         path = self._dir / f"{size:012d}.txt"
-        note = path.read_text(encoding="utf-8")
-        if line not in note.splitlines():
-            note = note + line + ("" if line.endswith("\n") else "\n")
-            self._write(path, note)
+        note = checkpoint.add_signature(path.read_text(encoding="utf-8"), line)
+        self._write(path, note)
         return note

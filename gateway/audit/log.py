@@ -16,16 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit import proofs
 from gateway.audit.checkpoint_store import CheckpointStore
 from gateway.audit.merkle import CompactRange
+from gateway.audit.proofs import NodeId
 from gateway.audit.sequencer import Change, Sequencer
-from gateway.errors import Unavailable
+from gateway.errors import IntegrityError, InvalidInput, Unavailable
 from gateway.state.database import writer_sessions
-from gateway.state.tables import AuditEntry, TreeState
+from gateway.state.tables import AuditEntry, MerkleNode, TreeState
 
 APPEND_TIMEOUT_SECONDS = 2.0
 
@@ -74,18 +76,57 @@ class AuditLog:
     def close(self) -> None:
         self._sequencer.close()
 
+    def read_nodes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
+        """Stored hashes of these perfect subtrees, in two queries whatever the log's size."""
+        leaves = [index for level, index in ids if level == 0]
+        inner = [(level, index) for level, index in ids if level > 0]
+        found: dict[NodeId, bytes] = {}
+        try:
+            with self._sessions() as session:
+                if leaves:
+                    leaf_rows = select(AuditEntry.idx, AuditEntry.leaf_hash).where(
+                        AuditEntry.idx.in_(leaves)
+                    )
+                    found.update(((0, r.idx), r.leaf_hash) for r in session.execute(leaf_rows))
+                if inner:
+                    node_rows = select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
+                        tuple_(MerkleNode.level, MerkleNode.idx).in_(inner)
+                    )
+                    found.update(((r.level, r.idx), r.hash) for r in session.execute(node_rows))
+        except SQLAlchemyError as exc:
+            raise Unavailable("the audit log cannot be read") from exc
+        missing = [node for node in ids if node not in found]
+        if missing:
+            raise IntegrityError(f"the audit log lacks stored node {missing[0]}")
+        return found
+
+    def inclusion_proof(self, index: int, size: int) -> tuple[bytes, list[bytes]]:
+        """The leaf hash at ``index`` and its RFC 9162 inclusion proof in the tree of ``size``."""
+        if not 0 <= index < size:
+            raise InvalidInput(f"index {index} is not in a tree of size {size}")
+        nodes = self.read_nodes([(0, index), *proofs.inclusion_nodes(index, size)])
+        return nodes[(0, index)], proofs.inclusion_proof(nodes.__getitem__, index, size)
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        if not 0 <= old_size <= new_size:
+            raise InvalidInput(f"no consistency proof from size {old_size} to {new_size}")
+        nodes = self.read_nodes(proofs.consistency_nodes(old_size, new_size))
+        return proofs.consistency_proof(nodes.__getitem__, old_size, new_size)
+
     def latest_checkpoint(self) -> str | None:
         return self.checkpoints.latest()
 
     def checkpoint_notes(self) -> list[str]:
         return self.checkpoints.notes()
 
-    def entries(self, *, batch: int = 10_000) -> Iterator[StoredEntry]:
+    def entries(self, *, start: int = 0, batch: int = 10_000) -> Iterator[StoredEntry]:
         """Every stored row in index order, as stored: verification trusts none of it."""
         try:
             with self._sessions() as session:
-                query = select(AuditEntry.idx, AuditEntry.entry, AuditEntry.leaf_hash).order_by(
-                    AuditEntry.idx
+                query = (
+                    select(AuditEntry.idx, AuditEntry.entry, AuditEntry.leaf_hash)
+                    .where(AuditEntry.idx >= start)
+                    .order_by(AuditEntry.idx)
                 )
                 for row in session.execute(query.execution_options(yield_per=batch)):
                     yield StoredEntry(row.idx, row.entry, row.leaf_hash)

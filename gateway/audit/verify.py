@@ -46,7 +46,9 @@ def verify_log(
     public_key: Ed25519PublicKey,
     checkpoint_notes: Iterable[str],
     state: tuple[int, bytes],
+    start: CompactRange | None = None,
 ) -> Report:
+    """Verify ``rows``; with ``start`` (a tree already trusted), only the rows after it."""
     report = Report()
     pending: dict[int, checkpoint.Checkpoint] = {}
     for note in checkpoint_notes:
@@ -61,11 +63,13 @@ def verify_log(
             )
             continue
         pending[signed.size] = signed
+    # A copy: the caller's trusted tree stays as it was.
+    tree = CompactRange.from_bytes(start.size, start.to_bytes()) if start else CompactRange()
+    pending = {size: signed for size, signed in pending.items() if size >= tree.size}
     report.checkpoints = len(pending)
-    newest_signed = max(pending, default=0)
+    newest_signed = max(pending, default=tree.size)
 
-    tree = CompactRange()
-    verified_up_to = [0]
+    verified_up_to = [tree.size]
     _check_checkpoint(tree, pending, report, verified_up_to)
     for row in rows:
         expected = tree.size
@@ -184,3 +188,36 @@ def _size_mismatch(state_size: int, entries: int) -> str:
     if state_size > entries:
         return "truncated"
     return "inserted" if state_size < entries else "modified"
+
+
+def trusted_start(
+    trusted_note: str,
+    origin: str,
+    public_key: Ed25519PublicKey,
+    nodes: dict[tuple[int, int], bytes],
+) -> CompactRange:
+    """The tree a trusted checkpoint names, rebuilt from the stored subtree hashes.
+
+    The hashes are exactly the left side of a consistency proof from that
+    checkpoint; if they do not hash to its root, history before it was
+    rewritten, and IntegrityError says so.
+    """
+    trusted = checkpoint.verify(trusted_note, origin, public_key)
+    tree = CompactRange(trusted.size, [nodes[node] for node in frontier_nodes(trusted.size)])
+    if tree.root() != trusted.root:
+        raise IntegrityError(
+            f"the stored log does not match the trusted checkpoint of size {trusted.size}: "
+            "history before it was rewritten"
+        )
+    return tree
+
+
+def frontier_nodes(size: int) -> list[tuple[int, int]]:
+    """The perfect subtrees, largest first, that a tree of ``size`` leaves is made of."""
+    nodes = []
+    start = 0
+    for level in range(size.bit_length() - 1, -1, -1):
+        if size >> level & 1:
+            nodes.append((level, start >> level))
+            start += 1 << level
+    return nodes

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import sys
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.audit import checkpoint
 from gateway.cli.common import operator_services
 from gateway.errors import IntegrityError, InvalidInput
 
@@ -35,17 +38,35 @@ class DecisionFilter(StrEnum):
 
 
 @app.command("verify")
-def verify() -> None:
-    """Recompute the whole log and check every signed checkpoint."""
-    from gateway.audit.verify import verify_log
+def verify(
+    since: Annotated[
+        Path | None,
+        typer.Option("--from", help="A checkpoint you trust: verify only what came after it."),
+    ] = None,
+) -> None:
+    """Recompute the log and check every signed checkpoint; non-zero exit on any failure."""
+    from gateway.audit.verify import frontier_nodes, trusted_start, verify_log
 
     services = operator_services()
+    audit, public_key = services.audit, services.keys.audit_signer.public_key()
+    start = None
+    if since is not None:
+        try:
+            note = since.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {since}: {exc.strerror}") from None
+        size = checkpoint.verify(note, audit.origin, public_key).size
+        start = trusted_start(
+            note, audit.origin, public_key, audit.read_nodes(frontier_nodes(size))
+        )
+    state = audit.tree_state()
     report = verify_log(
-        services.audit.entries(),
-        origin=services.audit.origin,
-        public_key=services.keys.audit_signer.public_key(),
-        checkpoint_notes=services.audit.checkpoint_notes(),
-        state=services.audit.tree_state(),
+        audit.entries(start=start.size if start else 0),
+        origin=audit.origin,
+        public_key=public_key,
+        checkpoint_notes=audit.checkpoint_notes(),
+        state=state,
+        start=start,
     )
     if not report.ok:
         first = report.problems[0]
@@ -53,8 +74,82 @@ def verify() -> None:
         for problem in report.problems[1:]:
             console.print(f"  also: {problem.kind}: {problem.message}", highlight=False)
         raise IntegrityError(f"audit log FAILED verification{where}: {first.kind}: {first.message}")
+    scope = (
+        f"{report.size - start.size} new entries after {start.size}"
+        if start
+        else (f"{report.size} entries")
+    )
     console.print(
-        f"[green]ok[/]: {report.size} entries, {report.checkpoints} signed checkpoints verified",
+        f"[green]ok[/]: {scope}, {report.checkpoints} signed checkpoints verified", highlight=False
+    )
+
+
+@app.command("prove")
+def prove(index: Annotated[int, typer.Argument(min=0, metavar="INDEX")]) -> None:
+    """Print entry INDEX's receipt (c2sp.org/tlog-proof) against the latest checkpoint, checked."""
+    from gateway.audit.receipt import format_receipt, parse_receipt, verify_receipt
+
+    services = operator_services()
+    audit = services.audit
+    note = audit.latest_checkpoint()
+    if note is None:
+        raise InvalidInput("the audit log is empty")
+    size = checkpoint.verify(note, audit.origin, services.keys.audit_signer.public_key()).size
+    leaf, path = audit.inclusion_proof(index, size)
+    text = format_receipt(index, path, note)
+    verify_receipt(parse_receipt(text), leaf, audit.origin, services.keys.audit_signer.public_key())
+    typer.echo(text, nl=False)
+    Console(stderr=True).print(
+        f"[green]ok[/]: entry {index} is in the log of size {size}", highlight=False
+    )
+
+
+@app.command("public-key")
+def public_key() -> None:
+    """Print the audit signing key's public half (base64), for witnesses and verifiers."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    key = operator_services().keys.audit_signer.public_key()
+    typer.echo(base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode())
+
+
+@app.command("witness")
+def witness(
+    key: Annotated[Path, typer.Option(help="The witness's Ed25519 key (PEM); created if absent.")],
+    name: Annotated[str, typer.Option(help="The witness's name in signed notes.")],
+    log_key: Annotated[str, typer.Option(help="The log's public key (`audit public-key`).")],
+    state: Annotated[Path, typer.Option(help="Where the last cosigned checkpoint is kept.")],
+    origin: Annotated[str, typer.Option(help="The log's origin line.")] = "weightgate.local/audit",
+) -> None:
+    """Check the gateway's latest checkpoint extends the last one cosigned, then cosign it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    from gateway.client.gateway_api import GatewayClient
+    from gateway.client.witness import witness_once
+    from gateway.config import ClientSettings
+    from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, write_secret
+
+    if not key.exists():
+        write_secret(key, ed25519_to_pem(Ed25519PrivateKey.generate()))
+    signer = load_ed25519(key)
+    try:
+        log_public = Ed25519PublicKey.from_public_bytes(base64.b64decode(log_key, validate=True))
+    except ValueError:
+        raise InvalidInput(
+            "--log-key must be the base64 Ed25519 key `audit public-key` prints"
+        ) from None
+    settings = ClientSettings()
+    with GatewayClient(settings.url, settings.token) as client:
+        outcome = witness_once(
+            client, origin=origin, log_key=log_public, name=name, key=signer, state=state
+        )
+    raw = signer.public_key().public_bytes_raw()
+    console.print(
+        f"[green]cosigned[/] size {outcome.size} (consistent with {outcome.previous_size})"
+        f"; witness key {base64.b64encode(raw).decode()}",
         highlight=False,
     )
 

@@ -85,6 +85,20 @@ class GatewayClient:
         )
         return {"Authorization": f"DPoP {self._token}", "DPoP": proof}
 
+    def text(self, method: str, path: str, **kwargs: Any) -> str:
+        """Like ``call``, for endpoints that answer plain text (checkpoints, receipts)."""
+        url = self.base_url + path
+        try:
+            response = self.http.request(
+                method, url, headers=self._auth_headers(method, url), **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(
+                f"cannot reach the gateway at {self.base_url}: {exc}"
+            ) from None
+        raise_for_problem(response)
+        return response.text
+
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.base_url + path
         try:
