@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,10 +30,17 @@ from gateway.state.database import writer_sessions
 from gateway.state.tables import AuditEntry, MerkleNode, TreeState
 
 APPEND_TIMEOUT_SECONDS = 2.0
+# The log in index order, for the two placeholder styles drivers use (qmark: SQLite).
+_ENTRIES_FROM = {
+    True: "SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx >= ? ORDER BY idx",
+    False: "SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx >= %s ORDER BY idx",
+}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StoredEntry:
+    """One row as stored (slotted: verification reads millions of them)."""
+
     index: int
     entry: bytes
     leaf_hash: bytes
@@ -89,8 +96,18 @@ class AuditLog:
                     )
                     found.update(((0, r.idx), r.leaf_hash) for r in session.execute(leaf_rows))
                 if inner:
+                    # One "level = L AND idx IN (...)" term per level, so each is a
+                    # primary-key range lookup (a row-value IN is a full scan in SQLite).
+                    by_level: dict[int, list[int]] = {}
+                    for level, index in inner:
+                        by_level.setdefault(level, []).append(index)
                     node_rows = select(MerkleNode.level, MerkleNode.idx, MerkleNode.hash).where(
-                        tuple_(MerkleNode.level, MerkleNode.idx).in_(inner)
+                        or_(
+                            *(
+                                and_(MerkleNode.level == level, MerkleNode.idx.in_(indices))
+                                for level, indices in by_level.items()
+                            )
+                        )
                     )
                     found.update(((r.level, r.idx), r.hash) for r in session.execute(node_rows))
         except SQLAlchemyError as exc:
@@ -120,17 +137,22 @@ class AuditLog:
         return self.checkpoints.notes()
 
     def entries(self, *, start: int = 0, batch: int = 10_000) -> Iterator[StoredEntry]:
-        """Every stored row in index order, as stored: verification trusts none of it."""
+        """Every stored row from ``start`` in index order, as stored: verification trusts none.
+
+        Straight through the database driver: this reads the whole log, and
+        SQLAlchemy's per-row cost would be half the time ``audit verify`` takes.
+        """
         try:
             with self._sessions() as session:
-                query = (
-                    select(AuditEntry.idx, AuditEntry.entry, AuditEntry.leaf_hash)
-                    .where(AuditEntry.idx >= start)
-                    .order_by(AuditEntry.idx)
-                )
-                for row in session.execute(query.execution_options(yield_per=batch)):
-                    yield StoredEntry(row.idx, row.entry, row.leaf_hash)
-        except SQLAlchemyError as exc:
+                connection = session.connection()
+                query = _ENTRIES_FROM[connection.dialect.paramstyle == "qmark"]
+                cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                cursor.execute(query, (start,))
+                while rows := cursor.fetchmany(batch):
+                    for index, entry, leaf in rows:
+                        yield StoredEntry(index, bytes(entry), bytes(leaf))
+                cursor.close()
+        except (SQLAlchemyError, OSError) as exc:
             raise Unavailable("the audit log cannot be read") from exc
 
     def tree_state(self) -> tuple[int, bytes]:

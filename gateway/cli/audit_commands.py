@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import sys
 from datetime import datetime
 from enum import StrEnum
@@ -67,6 +68,7 @@ def verify(
         checkpoint_notes=audit.checkpoint_notes(),
         state=state,
         start=start,
+        workers=min(4, os.cpu_count() or 1),
     )
     if not report.ok:
         first = report.problems[0]

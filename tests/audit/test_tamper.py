@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit import checkpoint
 from gateway.audit.merkle import CompactRange, leaf_hash
-from gateway.audit.verify import Problem
+from gateway.audit.verify import Problem, verify_log
 from gateway.bootstrap import Services
 from tests.audit.support import (
     FILLED,
@@ -255,3 +255,19 @@ def test_checkpoint_rewritten_to_cover_a_forged_history(filled: Services) -> Non
     assert report.problems[0].kind == "bad-signature"
     # The honest checkpoints of sizes 5.. still expose the forged entry.
     assert any(p.kind == "modified" for p in report.problems[1:])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_entry_checks_in_worker_processes_find_the_same_first_problem(
+    filled: Services, workers: int
+) -> None:
+    rewrite_entry(filled, 12, index=12, decision={"effect": "allow"})
+    report = verify_log(
+        filled.audit.entries(),
+        origin=filled.audit.origin,
+        public_key=filled.keys.audit_signer.public_key(),
+        checkpoint_notes=filled.audit.checkpoint_notes(),
+        state=filled.audit.tree_state(),
+        workers=workers,
+    )
+    assert (report.problems[0].kind, report.problems[0].index) == ("modified", 12)
