@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,6 +32,14 @@ from gateway.state.tables import AuditEntry, MerkleNode, TreeState
 
 Change = Callable[[Session, list[int]], None]
 MAX_BATCH = 256
+
+
+@dataclass
+class _Rows:
+    """The rows a batch will insert, kept until its requests have all been applied."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -92,8 +100,14 @@ class Sequencer:
         try:
             with self._sessions.begin() as session:
                 state, tree = self._locked_head(session)
+                rows = _Rows()
                 for position, pending in enumerate(batch):
-                    outcomes[position] = self._apply(session, tree, pending)
+                    outcomes[position] = self._apply(session, tree, rows, pending)
+                # The batch's entries and nodes go in as two bulk inserts.
+                if rows.entries:
+                    session.execute(insert(AuditEntry), rows.entries)
+                if rows.nodes:
+                    session.execute(insert(MerkleNode), rows.nodes)
                 state.size, state.root, state.frontier = tree.size, tree.root(), tree.to_bytes()
             self._checkpoints.publish(tree.size, tree.root())
         except WeightgateError as exc:
@@ -112,19 +126,26 @@ class Sequencer:
                 pending.result.set_result(outcome)
 
     def _apply(
-        self, session: Session, tree: CompactRange, pending: _Pending
+        self, session: Session, tree: CompactRange, rows: _Rows, pending: _Pending
     ) -> list[int] | BaseException:
-        """One request, in a savepoint: its entries and its change together, or neither."""
+        """One request: its entries and its change together, or neither.
+
+        A change runs in a savepoint so that its failure undoes it alone;
+        entries without a change only need their rows dropped from the batch.
+        """
         snapshot = CompactRange.from_bytes(tree.size, tree.to_bytes())
+        marks = len(rows.entries), len(rows.nodes)
+        if pending.change is None:
+            return self._sequence(tree, rows, pending.events)
         savepoint = session.begin_nested()
         try:
-            indices = self._sequence(session, tree, pending.events)
-            if pending.change is not None:
-                pending.change(session, indices)
+            indices = self._sequence(tree, rows, pending.events)
+            pending.change(session, indices)
             session.flush()
         except Exception as exc:
             savepoint.rollback()
             tree.restore(snapshot)
+            del rows.entries[marks[0] :], rows.nodes[marks[1] :]
             if isinstance(exc, SQLAlchemyError):
                 failure = Unavailable("the audit log cannot be written; nothing was granted")
                 failure.__cause__ = exc
@@ -134,32 +155,34 @@ class Sequencer:
         return indices
 
     def _sequence(
-        self, session: Session, tree: CompactRange, events: Sequence[Mapping[str, Any]]
+        self, tree: CompactRange, rows: _Rows, events: Sequence[Mapping[str, Any]]
     ) -> list[int]:
         indices = []
         for event in events:
             index = tree.size
             entry = canonical_json({**event, "index": index, "origin": self._origin})
             leaf = leaf_hash(entry)
-            for level, node_index, digest in tree.append(leaf):
-                if level > 0:
-                    session.add(MerkleNode(level=level, idx=node_index, hash=digest))
+            rows.nodes.extend(
+                {"level": level, "idx": node, "hash": digest}
+                for level, node, digest in tree.append(leaf)
+                if level > 0
+            )
             actor = _mapping(event.get("actor"))
             decision = _mapping(event.get("decision"))
-            session.add(
-                AuditEntry(
-                    idx=index,
-                    entry=entry,
-                    leaf_hash=leaf,
-                    event=str(event["event"]),
-                    subject=actor.get("subject"),
-                    org_id=actor.get("org"),
-                    model_id=event.get("model"),
-                    decision=decision.get("effect"),
-                    country=actor.get("country"),
-                    tier=decision.get("tier"),
-                    time=datetime.fromisoformat(str(event["time"])),
-                )
+            rows.entries.append(
+                {
+                    "idx": index,
+                    "entry": entry,
+                    "leaf_hash": leaf,
+                    "event": str(event["event"]),
+                    "subject": actor.get("subject"),
+                    "org_id": actor.get("org"),
+                    "model_id": event.get("model"),
+                    "decision": decision.get("effect"),
+                    "country": actor.get("country"),
+                    "tier": decision.get("tier"),
+                    "time": datetime.fromisoformat(str(event["time"])),
+                }
             )
             indices.append(index)
         return indices
