@@ -208,9 +208,6 @@ class Catalog:
             )
         return self._files[key]
 
-    def file(self, file_version: str) -> ModelFile | None:
-        return self._read(lambda s: s.get(ModelFile, file_version))
-
     def publish(
         self,
         directory: Path,

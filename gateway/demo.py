@@ -178,19 +178,21 @@ def _tier1_fetch(story: _Story, source: Path, out: Path) -> None:
 def _audit(story: _Story) -> None:
     story.console.rule("Security: the audit log")
     audit = story.services.audit
-    table = Table("#", "event", "subject", "org", "decision", "tier", "reasons")
+    table = Table("#", "event", "who", "decision", "reasons")
+    table.columns[1].no_wrap = True
     events = []
     for row in audit.query(limit=100):
         data = row.as_dict()
         events.append(data["event"])
         decision = data.get("decision", {})
+        actor = data["actor"]
+        who = f"{actor.get('subject')} ({actor['org']})" if actor.get("org") else actor["subject"]
+        verdict = f"{decision['effect']}, Tier {decision['tier']}" if decision else ""
         table.add_row(
             str(row.index),
             data["event"],
-            data["actor"].get("subject") or "",
-            data["actor"].get("org") or "",
-            decision.get("effect", ""),
-            str(decision.get("tier", "")),
+            who,
+            verdict,
             " ".join(r["code"] for r in decision.get("reasons", [])),
         )
     story.console.print(table)

@@ -98,29 +98,6 @@ class EncryptedFile:
     header: bytes
 
 
-def encrypt_stream(
-    key: bytes, context: bytes, source: BinaryIO, sink: BinaryIO, *, buffer_size: int = 1 << 20
-) -> EncryptedFile:
-    """Encrypt ``source`` into ``sink`` in bounded memory, hashing the plaintext on the way."""
-    encryptor = Cobblestone256Encryptor(key, context)
-    digest = hashlib.sha256()
-    size = 0
-    header = b""
-    written = 0
-    while block := source.read(buffer_size):
-        digest.update(block)
-        size += len(block)
-        sealed = encryptor.update(block)
-        header = _take_header(header, sealed)
-        sink.write(sealed)
-        written += len(sealed)
-    tail = encryptor.finalize()
-    header = _take_header(header, tail)
-    sink.write(tail)
-    written += len(tail)
-    return EncryptedFile(size, written, digest.hexdigest(), header)
-
-
 class EncryptingReader(io.RawIOBase):
     """A readable stream of ciphertext, encrypted from ``source`` as it is read.
 
@@ -169,6 +146,16 @@ class EncryptingReader(io.RawIOBase):
         if self._encryptor is not None or self._pending:
             raise ValueError("the stream has not been read to the end")
         return EncryptedFile(self._plain, self._sealed, self._digest.hexdigest(), self._header)
+
+
+def encrypt_stream(
+    key: bytes, context: bytes, source: BinaryIO, sink: BinaryIO, *, buffer_size: int = 1 << 20
+) -> EncryptedFile:
+    """Encrypt ``source`` into ``sink`` in bounded memory (the same path publishing streams)."""
+    reader = EncryptingReader(key, context, source, block=buffer_size)
+    while block := reader.read(buffer_size):
+        sink.write(block)
+    return reader.result()
 
 
 def _take_header(header: bytes, sealed: bytes) -> bytes:
