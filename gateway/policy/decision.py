@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
+from gateway.policy.exemptions import CITATIONS, ActiveExemption, covering
 from gateway.policy.pack import CountryTier, Eccn, PolicyPack
 from gateway.policy.screening import ScreeningHit
 
@@ -43,6 +44,10 @@ class DecisionRequest:
     classification_basis: str | None = None
     # Denied-party screening hits for the organisation; any hit denies.
     screening_hits: tuple[ScreeningHit, ...] = ()
+    # Approved, unrevoked exemptions of the requester's organisation.
+    org_id: str | None = None
+    model_id: str | None = None
+    exemptions: tuple[ActiveExemption, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Decision:
     reasons: tuple[Reason, ...] = ()
     classification_basis: str | None = None
     screening_hits: tuple[ScreeningHit, ...] = ()
+    exemption_id: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -90,6 +96,7 @@ class Decision:
             },
             "reasons": [reason.to_dict() for reason in self.reasons],
             "screening": [hit.to_dict() for hit in self.screening_hits],
+            "exemption": self.exemption_id,
         }
 
 
@@ -158,6 +165,7 @@ def decide(request: DecisionRequest, pack: PolicyPack) -> Decision:
     )
     rule = pack.rule_for(request.eccn)
     allowance: tuple[Reason, ...] = ()
+    exemption_id: str | None = None
     if rule is None:
         blockers.append(
             Reason(
@@ -175,13 +183,36 @@ def decide(request: DecisionRequest, pack: PolicyPack) -> Decision:
             ),
         )
     else:
-        blockers.append(
-            Reason(
-                "TIER_NOT_ALLOWED",
-                f"{request.eccn.value} may not be exported to Tier {tier} without a license",
-                rule.citation,
-            )
+        # Every input whose country's tier the rule does not allow must be
+        # covered by one exemption, or the request stays denied.
+        needed = {
+            ct.country: ct.tier for ct in input_tiers.values() if ct.tier not in rule.allow_tiers
+        }
+        exemption = covering(
+            request.exemptions,
+            org=request.org_id,
+            model=request.model_id,
+            needed=needed,
+            on=request.on,
         )
+        if exemption is not None:
+            exemption_id = exemption.id
+            allowance = (
+                Reason(
+                    "EXEMPTION_APPLIES",
+                    f"{exemption.kind.value} {exemption.reference} (exemption {exemption.id}) "
+                    f"covers {', '.join(sorted(needed))} for {request.eccn.value}",
+                    CITATIONS[exemption.kind],
+                ),
+            )
+        else:
+            blockers.append(
+                Reason(
+                    "TIER_NOT_ALLOWED",
+                    f"{request.eccn.value} may not be exported to Tier {tier} without a license",
+                    rule.citation,
+                )
+            )
     if not blockers:
         reasons.extend(allowance)
     return Decision(
@@ -196,4 +227,5 @@ def decide(request: DecisionRequest, pack: PolicyPack) -> Decision:
         reasons=tuple(reasons + blockers),
         classification_basis=request.classification_basis,
         screening_hits=request.screening_hits,
+        exemption_id=exemption_id if not blockers else None,
     )

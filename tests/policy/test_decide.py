@@ -27,6 +27,7 @@ DECISION_KEYS = {
     "reasons",
     "classification_basis",
     "screening",
+    "exemption",
 }
 
 
