@@ -23,6 +23,7 @@ from gateway.context.policy_source import PolicySource
 from gateway.crypto.keyring import GatewayKeys
 from gateway.crypto.keystore import LocalKeystore
 from gateway.errors import InvalidInput, Unavailable
+from gateway.exemptions import ExemptionService
 from gateway.identity import dev_issuer
 from gateway.identity.issuers import load_issuers_file
 from gateway.identity.replay import DatabaseReplayGuard
@@ -52,6 +53,7 @@ class Services:
     blobs: BlobStore
     audit: AuditLog
     catalog: Catalog
+    exemptions: ExemptionService
     grants: GrantService
     verifier: TokenVerifier
 
@@ -150,6 +152,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         blobs=blobs,
         clock=clock,
     )
+    exemptions = ExemptionService(
+        sessions,
+        audit=audit,
+        catalog=catalog,
+        policy=policy,
+        clock=clock,
+        approvals_required=settings.exemption_approvals,
+        pending_for=timedelta(days=settings.exemption_pending_days),
+    )
     ttl = min(settings.grant_ttl_seconds, settings.grant_max_ttl_seconds)
     grants = GrantService(
         sessions=sessions,
@@ -158,6 +169,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         keystore=keystore,
         blobs=blobs,
         policy=policy,
+        exemptions=exemptions,
         geoip=geoip,
         screening=screening,
         clock=clock,
@@ -191,6 +203,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         blobs=blobs,
         audit=audit,
         catalog=catalog,
+        exemptions=exemptions,
         grants=grants,
         verifier=verifier,
     )

@@ -28,3 +28,8 @@ class FixedClock:
 
     def advance(self, delta: timedelta) -> None:
         self._at += delta
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time as aware UTC: SQLite hands back naive datetimes, and all ours are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

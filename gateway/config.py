@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     issuers_file: Path | None = None
     audit_origin: str = "weightgate.local/audit"
+    exemption_approvals: int = Field(default=1, ge=1)  # approvals needed besides the proposer
+    exemption_pending_days: int = Field(default=7, ge=1)
     witnesses_file: Path | None = None  # JSON list of {"name", "public_key"} (Ed25519, base64)
     grant_ttl_seconds: int = Field(default=900, gt=0)
     grant_max_ttl_seconds: int = Field(default=3600, gt=0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from gateway.audit.log import AuditLog
 from gateway.catalog import Catalog
 from gateway.policy.decision import DecisionRequest
-from gateway.policy.pack import Eccn
+from gateway.policy.exemptions import ExemptionKind, may_cover
+from gateway.policy.pack import Eccn, PolicyPack
 
 
 def organisation_cases(catalog: Catalog, on: datetime) -> list[tuple[str, DecisionRequest]]:
@@ -65,3 +66,24 @@ def _request(decision: dict[str, Any]) -> DecisionRequest | None:
         eccn=Eccn(decision["eccn"]),
         on=datetime.fromisoformat(decision["on"]).date(),
     )
+
+
+def exemption_changes(
+    exemptions: list[dict[str, Any]], a: PolicyPack, b: PolicyPack, *, on_a: date, on_b: date
+) -> list[str]:
+    """Approved exemptions whose reach changes: a validated end user cannot cover Tier 3."""
+    lines = []
+    for item in exemptions:
+        if item["status"] != "approved":
+            continue
+        kind = ExemptionKind(item["kind"])
+        for country in item["countries"]:
+            before = may_cover(kind, a.tier_of(country, on_a).tier)
+            after = may_cover(kind, b.tier_of(country, on_b).tier)
+            if before != after:
+                verb = "would stop covering" if before else "would start covering"
+                lines.append(
+                    f"{item['id']} ({kind.value} {item['reference']}, {item['org']}) "
+                    f"{verb} {country}"
+                )
+    return lines

@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.catalog import Catalog, key_context
-from gateway.clock import Clock
+from gateway.clock import Clock, as_utc
 from gateway.context.geoip import GeoIp
 from gateway.context.policy_source import PolicySource
 from gateway.crypto.keyrelease import (
@@ -39,6 +39,7 @@ from gateway.crypto.keyrelease import (
 )
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied, Unavailable
+from gateway.exemptions import ExemptionService
 from gateway.identity.principal import Principal, Role
 from gateway.names import check_file_path, check_model_id, check_revision
 from gateway.policy.decision import DecisionRequest, decide
@@ -75,6 +76,7 @@ class GrantService:
         keystore: Keystore,
         blobs: BlobStore,
         policy: PolicySource,
+        exemptions: ExemptionService,
         geoip: GeoIp,
         screening: ScreeningList | None,
         clock: Clock,
@@ -89,6 +91,7 @@ class GrantService:
         self._keystore = keystore
         self._blobs = blobs
         self._policy = policy
+        self._exemptions = exemptions
         self._geoip = geoip
         self._screening = screening
         self._clock = clock
@@ -123,6 +126,9 @@ class GrantService:
                 on=now.date(),
                 classification_basis=model.classification_basis,
                 screening_hits=hits,
+                org_id=principal.org,
+                model_id=model.id,
+                exemptions=self._exemptions.active_for(principal.org) if org else (),
             ),
             self._policy.current,
         )
@@ -168,6 +174,7 @@ class GrantService:
                     expires_at=expires_at,
                     revoked_at=None,
                     audit_index=indices[0],
+                    exemption_id=decision.exemption_id,
                 )
             )
 
@@ -268,7 +275,7 @@ class GrantService:
     def _state(self, grant: Grant) -> str:
         if grant.revoked_at is not None:
             return "revoked"
-        return "expired" if self._clock.now() >= _utc(grant.expires_at) else "active"
+        return "expired" if self._clock.now() >= as_utc(grant.expires_at) else "active"
 
     def storage_redirect(
         self, grant_id: str, path: str, capability: str, context: RequestContext
@@ -280,11 +287,17 @@ class GrantService:
         state = self._state(grant)
         if state != "active":
             raise Gone(f"grant {grant_id} has {state}", state=state)
+        if grant.exemption_id is not None and not self._exemptions.is_active(grant.exemption_id):
+            # The door it came through was shut: its URLs stop working at once.
+            raise Gone(
+                f"grant {grant_id} rests on an exemption that was revoked or expired",
+                state="revoked",
+            )
         if path not in json.loads(grant.paths):
             raise NotFound("this grant does not cover that file")
         row = next(f for f in self._catalog.files(grant.model_id, grant.revision) if f.path == path)
         now = self._clock.now()
-        url_expires = min(now + STORAGE_URL_LIFETIME, _utc(grant.expires_at))
+        url_expires = min(now + STORAGE_URL_LIFETIME, as_utc(grant.expires_at))
         # Signed first (which checks the store is there), logged second,
         # released last: the log never shows a redirect that was not given,
         # and nothing is given that the log does not show.
@@ -346,12 +359,7 @@ class GrantService:
             "model": grant.model_id,
             "revision": grant.revision,
             "files": json.loads(grant.paths),
-            "expires_at": _utc(grant.expires_at).isoformat(),
+            "expires_at": as_utc(grant.expires_at).isoformat(),
             "state": self._state(grant),
             "audit_index": grant.audit_index,
         }
-
-
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything we store is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -11,13 +11,21 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.deps import Admin, ContextDep, PrincipalDep, SecurityReader, ServicesDep
-from gateway.api.schemas import CosignatureBody, ExplainBody, GrantBody, ReloadBody
+from gateway.api.schemas import (
+    CosignatureBody,
+    ExemptionBody,
+    ExplainBody,
+    GrantBody,
+    RejectBody,
+    ReloadBody,
+)
 from gateway.audit import checkpoint
 from gateway.audit.receipt import format_receipt
 from gateway.audit.witness import accept_cosignature
 from gateway.bootstrap import Services
 from gateway.context.policy_source import pack_summary
 from gateway.errors import NotFound
+from gateway.exemptions import Proposal
 from gateway.policy.explain import explain
 from gateway.service import GrantRequest
 from gateway.storage.local import BLOB_ROUTE, LocalBlobStore
@@ -118,6 +126,42 @@ def policy_reload(
     """Switch packs, or re-read the configured one; audited, and a bad pack changes nothing."""
     pack = services.policy.reload(context, name=body.pack, by=admin)
     return pack_summary(pack)
+
+
+@router.get("/v1/exemptions")
+def list_exemptions(_admin: Admin, services: ServicesDep) -> dict[str, Any]:
+    return {"exemptions": services.exemptions.list()}
+
+
+@router.post("/v1/exemptions", status_code=201)
+def propose_exemption(
+    body: ExemptionBody, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    proposal = Proposal(
+        body.org, body.kind, body.reference, body.countries, body.models, body.until, body.reason
+    )
+    return services.exemptions.propose(admin, proposal, context)
+
+
+@router.post("/v1/exemptions/{exemption_id}/approve")
+def approve_exemption(
+    exemption_id: str, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    return services.exemptions.approve(admin, exemption_id, context)
+
+
+@router.post("/v1/exemptions/{exemption_id}/reject")
+def reject_exemption(
+    exemption_id: str, body: RejectBody, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    return services.exemptions.reject(admin, exemption_id, body.reason, context)
+
+
+@router.post("/v1/exemptions/{exemption_id}/revoke")
+def revoke_exemption(
+    exemption_id: str, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    return services.exemptions.revoke(admin, exemption_id, context)
 
 
 @router.get("/v1/audit/entries")

@@ -45,3 +45,23 @@ class CosignatureBody(BaseModel):
 
     size: int = Field(ge=1)
     cosignature: str = Field(min_length=10, max_length=1000)
+
+
+class ExemptionBody(BaseModel):
+    """Mirrors ``weightgate exemptions propose``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    org: str = Field(min_length=1, max_length=64)
+    kind: Literal["license", "uveu", "nveu"]
+    reference: str = Field(min_length=1, max_length=200)
+    countries: list[str] = Field(min_length=1, max_length=300)
+    models: list[str] = Field(min_length=1, max_length=1000)
+    until: date
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RejectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000)

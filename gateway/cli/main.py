@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from gateway import errors
-from gateway.cli import audit_commands, operator_commands, user_commands
+from gateway.cli import audit_commands, exemption_commands, operator_commands, user_commands
 
 EXIT_STATUS: dict[type[errors.WeightgateError], int] = {
     errors.InvalidInput: 2,
@@ -37,6 +37,7 @@ app = typer.Typer(
 operator_commands.register(app)
 user_commands.register(app)
 app.add_typer(audit_commands.app, name="audit")
+app.add_typer(exemption_commands.app, name="exemptions")
 
 
 def exit_status(error: errors.WeightgateError) -> int:

@@ -199,7 +199,7 @@ def policy_diff(
     except WeightgateError as exc:
         console.print(f"organisations and grants: not compared ({exc.message})", highlight=False)
         return
-    from gateway.impact import organisation_cases, recent_grant_cases
+    from gateway.impact import exemption_changes, organisation_cases, recent_grant_cases
 
     now = datetime.now(UTC)
     cases = organisation_cases(services.catalog, now) + recent_grant_cases(
@@ -218,7 +218,11 @@ def policy_diff(
         if decided
         else f"organisations and recent grants: {len(cases)} compared, none decided differently"
     )
-    console.print("exemptions: none are recorded by this gateway")
+    changed = exemption_changes(services.exemptions.list(), a, b, on_a=on_a, on_b=on_b)
+    for line in changed:
+        console.print(f"exemption {line}", highlight=False)
+    if not changed:
+        console.print("exemptions: none would cover differently")
 
 
 def print_decision(out: Console, decision: Decision) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -84,6 +85,30 @@ class Grant(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     audit_index: Mapped[int] = mapped_column(BigInteger)
+    exemption_id: Mapped[str | None] = mapped_column(String(32))  # the door it came through
+
+
+class Exemption(Base):
+    """A license or validated end-user authorisation, with its two-person approval trail."""
+
+    __tablename__ = "exemptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str] = mapped_column(String(200))
+    countries: Mapped[str] = mapped_column(Text)  # JSON list of ISO codes
+    models: Mapped[str | None] = mapped_column(Text)  # JSON list, or NULL for every model
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)  # inclusive
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_by: Mapped[str] = mapped_column(String(256))
+    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    approvals: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of approving subjects
+    status: Mapped[str] = mapped_column(String(16))  # pending, approved, rejected, revoked
+    decided_by: Mapped[str | None] = mapped_column(String(256))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditEntry(Base):

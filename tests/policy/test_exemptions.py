@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from gateway.impact import exemption_changes
 from gateway.policy.decision import DecisionRequest, decide
 from gateway.policy.exemptions import ActiveExemption, ExemptionKind
 from gateway.policy.pack import Eccn, load_pack
@@ -94,3 +95,20 @@ def test_exemption_outside_its_terms_opens_nothing(
     exemption: ActiveExemption, model: str, on: date
 ) -> None:
     assert _decide("IN", "IN", exemption, model=model, on=on)[0] == "deny"
+
+
+def test_policy_diff_names_a_validated_end_user_a_rule_change_would_strand() -> None:
+    approved = {
+        "id": "ex-9",
+        "status": "approved",
+        "kind": "uveu",
+        "reference": "UVEU-3",
+        "org": "angkor",
+        "countries": ["KH", "TH"],
+    }
+    pending = {**approved, "id": "ex-10", "status": "pending"}
+    # Cambodia left D:5 on 2026-02-03: going back across that day moves it to Tier 3.
+    lines = exemption_changes(
+        [approved, pending], PACK, PACK, on_a=date(2026, 2, 15), on_b=date(2026, 1, 15)
+    )
+    assert lines == ["ex-9 (uveu UVEU-3, angkor) would stop covering KH"]
