@@ -30,6 +30,7 @@ from gateway.identity.replay import DatabaseReplayGuard
 from gateway.identity.tokens import TokenVerifier
 from gateway.policy.pack import load_pack
 from gateway.policy.screening import ScreeningList, load_screening_list
+from gateway.quotas import QuotaService
 from gateway.service import GrantService
 from gateway.state.database import make_engine, migrate, session_factory
 from gateway.storage import s3
@@ -54,6 +55,7 @@ class Services:
     audit: AuditLog
     catalog: Catalog
     exemptions: ExemptionService
+    quotas: QuotaService
     grants: GrantService
     verifier: TokenVerifier
 
@@ -161,6 +163,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         approvals_required=settings.exemption_approvals,
         pending_for=timedelta(days=settings.exemption_pending_days),
     )
+    quotas = QuotaService(sessions, audit=audit, clock=clock, hash_key=keys.audit_hmac)
     ttl = min(settings.grant_ttl_seconds, settings.grant_max_ttl_seconds)
     grants = GrantService(
         sessions=sessions,
@@ -170,6 +173,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         blobs=blobs,
         policy=policy,
         exemptions=exemptions,
+        quotas=quotas,
         geoip=geoip,
         screening=screening,
         clock=clock,
@@ -204,6 +208,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         audit=audit,
         catalog=catalog,
         exemptions=exemptions,
+        quotas=quotas,
         grants=grants,
         verifier=verifier,
     )

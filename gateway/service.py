@@ -44,6 +44,7 @@ from gateway.identity.principal import Principal, Role
 from gateway.names import check_file_path, check_model_id, check_revision
 from gateway.policy.decision import DecisionRequest, decide
 from gateway.policy.screening import ScreeningHit, ScreeningList
+from gateway.quotas import QuotaService
 from gateway.state.tables import Grant, ModelFile
 from gateway.storage.interfaces import BlobStore, StoredObject
 
@@ -77,6 +78,7 @@ class GrantService:
         blobs: BlobStore,
         policy: PolicySource,
         exemptions: ExemptionService,
+        quotas: QuotaService,
         geoip: GeoIp,
         screening: ScreeningList | None,
         clock: Clock,
@@ -92,6 +94,7 @@ class GrantService:
         self._blobs = blobs
         self._policy = policy
         self._exemptions = exemptions
+        self._quotas = quotas
         self._geoip = geoip
         self._screening = screening
         self._clock = clock
@@ -111,6 +114,7 @@ class GrantService:
         if revision not in model.revisions:
             raise NotFound(f"{model.id} has no revision {revision!r}")
         files = self._select_files(model.id, revision, request)
+        self._quotas.check(principal, model.id, sum(f.plaintext_size for f in files), context)
         org = self._catalog.org(principal.org)
         now = self._clock.now()
         hits: tuple[ScreeningHit, ...] = ()
@@ -175,6 +179,7 @@ class GrantService:
                     revoked_at=None,
                     audit_index=indices[0],
                     exemption_id=decision.exemption_id,
+                    granted_bytes=sum(f.plaintext_size for f in files),
                 )
             )
 

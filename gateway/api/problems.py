@@ -30,6 +30,13 @@ STATUS: dict[type[errors.WeightgateError], int] = {
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    if status == 429 and "retry_after" in extra:
+        return JSONResponse(
+            body,
+            status_code=status,
+            media_type="application/problem+json",
+            headers={"Retry-After": str(extra["retry_after"])},
+        )
     headers = (
         {"WWW-Authenticate": 'Bearer realm="weightgate", DPoP algs="ES256 EdDSA"'}
         if status == 401
@@ -59,7 +66,7 @@ def install(app: FastAPI) -> None:
             extra["reasons"] = decision["reasons"]
             extra["tier"] = decision["tier"]
             extra["policy"] = decision["policy"]
-        for key in ("audit_index", "state"):
+        for key in ("audit_index", "state", "retry_after"):
             if key in exc.detail:
                 extra[key] = exc.detail[key]
         return problem(

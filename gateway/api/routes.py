@@ -16,6 +16,7 @@ from gateway.api.schemas import (
     ExemptionBody,
     ExplainBody,
     GrantBody,
+    QuotaBody,
     RejectBody,
     ReloadBody,
 )
@@ -27,6 +28,7 @@ from gateway.context.policy_source import pack_summary
 from gateway.errors import NotFound
 from gateway.exemptions import Proposal
 from gateway.policy.explain import explain
+from gateway.quotas import Limits
 from gateway.service import GrantRequest
 from gateway.storage.local import BLOB_ROUTE, LocalBlobStore
 
@@ -162,6 +164,20 @@ def revoke_exemption(
     exemption_id: str, admin: Admin, services: ServicesDep, context: ContextDep
 ) -> dict[str, Any]:
     return services.exemptions.revoke(admin, exemption_id, context)
+
+
+@router.put("/v1/quotas/{scope}/{key}")
+def set_quota(
+    scope: Literal["org", "subject"],
+    key: str,
+    body: QuotaBody,
+    admin: Admin,
+    services: ServicesDep,
+    context: ContextDep,
+) -> dict[str, Any]:
+    """Grants per hour and bytes per day for an organisation or a subject (null: no limit)."""
+    limits = Limits(body.grants_per_hour, body.bytes_per_day)
+    return services.quotas.set(admin, scope, key, limits, context)
 
 
 @router.get("/v1/audit/entries")

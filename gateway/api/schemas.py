@@ -65,3 +65,10 @@ class RejectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000)
+
+
+class QuotaBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grants_per_hour: int | None = Field(default=None, ge=0)
+    bytes_per_day: int | None = Field(default=None, ge=0)

@@ -86,6 +86,18 @@ class Grant(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     audit_index: Mapped[int] = mapped_column(BigInteger)
     exemption_id: Mapped[str | None] = mapped_column(String(32))  # the door it came through
+    granted_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Quota(Base):
+    """Limits an admin set for an organisation or a subject; NULL means no limit."""
+
+    __tablename__ = "quotas"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # "org" or "subject"
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    grants_per_hour: Mapped[int | None] = mapped_column(Integer)
+    bytes_per_day: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Exemption(Base):

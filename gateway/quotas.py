@@ -1,0 +1,172 @@
+"""Quotas per organisation and per subject: grants per hour and bytes per day.
+
+Counted from the grants table, so every replica sees the same usage. The
+check runs before the decision; replicas racing at the very edge of a quota
+can each be let through once, which is the price of not serialising every
+grant on a counter.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.audit.events import RequestContext, build_event
+from gateway.audit.log import AuditLog
+from gateway.clock import Clock, as_utc
+from gateway.errors import InvalidInput, QuotaExceeded, Unavailable
+from gateway.identity.principal import Principal
+from gateway.state.tables import Grant, Quota
+
+SCOPES = ("org", "subject")
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Limits:
+    grants_per_hour: int | None
+    bytes_per_day: int | None
+
+
+class QuotaService:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, audit: AuditLog, clock: Clock, hash_key: bytes
+    ) -> None:
+        self._sessions = sessions
+        self._audit = audit
+        self._clock = clock
+        self._hash_key = hash_key
+
+    def set(
+        self, admin: Principal, scope: str, key: str, limits: Limits, context: RequestContext
+    ) -> dict[str, Any]:
+        if scope not in SCOPES:
+            raise InvalidInput(f"scope must be one of {SCOPES}")
+        for value in (limits.grants_per_hour, limits.bytes_per_day):
+            if value is not None and value < 0:
+                raise InvalidInput("a quota cannot be negative")
+
+        def store(session: Session, _indices: list[int]) -> None:
+            row = session.get(Quota, (scope, key)) or Quota(scope=scope, key=key)
+            row.grants_per_hour, row.bytes_per_day = limits.grants_per_hour, limits.bytes_per_day
+            session.add(row)
+
+        event = build_event(
+            "quota.set",
+            time=self._clock.now(),
+            context=context,
+            principal=admin,
+            quota={
+                "scope": scope,
+                "key": key,
+                "grants_per_hour": limits.grants_per_hour,
+                "bytes_per_day": limits.bytes_per_day,
+            },
+        )
+        self._audit.append([event], store)
+        return {
+            "scope": scope,
+            "key": key,
+            "grants_per_hour": limits.grants_per_hour,
+            "bytes_per_day": limits.bytes_per_day,
+        }
+
+    def check(
+        self, principal: Principal, model: str, requested_bytes: int, context: RequestContext
+    ) -> None:
+        """Raise QuotaExceeded (429, audited) if this grant would go over a quota."""
+        now = self._clock.now()
+        try:
+            with self._sessions() as session:
+                for scope, key, column in (
+                    ("org", principal.org, Grant.org_id),
+                    ("subject", principal.subject, Grant.subject),
+                ):
+                    quota = session.get(Quota, (scope, key))
+                    if quota is None:
+                        continue
+                    if quota.grants_per_hour is not None:
+                        used = (
+                            session.scalar(
+                                select(func.count())
+                                .select_from(Grant)
+                                .where(column == key, Grant.created_at > now - HOUR)
+                            )
+                            or 0
+                        )
+                        if used + 1 > quota.grants_per_hour:
+                            oldest = session.scalar(
+                                select(func.min(Grant.created_at)).where(
+                                    column == key, Grant.created_at > now - HOUR
+                                )
+                            )
+                            self._refuse(
+                                principal,
+                                model=model,
+                                context=context,
+                                scope=scope,
+                                what=f"{used} grants in the last hour (limit "
+                                f"{quota.grants_per_hour})",
+                                oldest=oldest,
+                                window=HOUR,
+                            )
+                    if quota.bytes_per_day is not None:
+                        used = (
+                            session.scalar(
+                                select(func.coalesce(func.sum(Grant.granted_bytes), 0)).where(
+                                    column == key, Grant.created_at > now - DAY
+                                )
+                            )
+                            or 0
+                        )
+                        if used + requested_bytes > quota.bytes_per_day:
+                            oldest = session.scalar(
+                                select(func.min(Grant.created_at)).where(
+                                    column == key, Grant.created_at > now - DAY
+                                )
+                            )
+                            self._refuse(
+                                principal,
+                                model=model,
+                                context=context,
+                                scope=scope,
+                                what=f"{used + requested_bytes:,} bytes in a day (limit "
+                                f"{quota.bytes_per_day:,})",
+                                oldest=oldest,
+                                window=DAY,
+                            )
+        except SQLAlchemyError as exc:
+            raise Unavailable("the database is unavailable") from exc
+
+    def _refuse(
+        self,
+        principal: Principal,
+        *,
+        model: str,
+        context: RequestContext,
+        scope: str,
+        what: str,
+        oldest: Any,
+        window: timedelta,
+    ) -> None:
+        now = self._clock.now()
+        wait = window if oldest is None else as_utc(oldest) + window - now
+        retry_after = max(1, math.ceil(wait.total_seconds()))
+        event = build_event(
+            "grant.quota",
+            time=now,
+            context=context,
+            principal=principal,
+            hash_key=self._hash_key,
+            model=model,
+            quota={"scope": scope, "exceeded": what, "retry_after": retry_after},
+        )
+        self._audit.append([event])
+        raise QuotaExceeded(f"the {scope} quota is used up: {what}", retry_after=retry_after)
