@@ -28,6 +28,7 @@ from gateway.identity import dev_issuer
 from gateway.identity.issuers import load_issuers_file
 from gateway.identity.replay import DatabaseReplayGuard
 from gateway.identity.tokens import TokenVerifier
+from gateway.notify import WebhookNotifier
 from gateway.policy.pack import load_pack
 from gateway.policy.screening import ScreeningList, load_screening_list
 from gateway.quotas import QuotaService
@@ -56,6 +57,7 @@ class Services:
     catalog: Catalog
     exemptions: ExemptionService
     quotas: QuotaService
+    notifier: WebhookNotifier | None
     grants: GrantService
     verifier: TokenVerifier
 
@@ -75,6 +77,8 @@ class Services:
         return {"database": "ok", "storage": "ok", "keys": "ok"}
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
         self.audit.close()
         self.engine.dispose()
 
@@ -163,6 +167,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         approvals_required=settings.exemption_approvals,
         pending_for=timedelta(days=settings.exemption_pending_days),
     )
+    notifier = None
+    if settings.webhook_url:
+        if settings.webhook_secret is None:
+            raise InvalidInput("WEIGHTGATE_WEBHOOK_URL needs WEIGHTGATE_WEBHOOK_SECRET")
+        notifier = WebhookNotifier(
+            settings.webhook_url, settings.webhook_secret.get_secret_value().encode(), clock
+        )
+        audit.subscribe(notifier)
     quotas = QuotaService(sessions, audit=audit, clock=clock, hash_key=keys.audit_hmac)
     ttl = min(settings.grant_ttl_seconds, settings.grant_max_ttl_seconds)
     grants = GrantService(
@@ -209,6 +221,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         catalog=catalog,
         exemptions=exemptions,
         quotas=quotas,
+        notifier=notifier,
         grants=grants,
         verifier=verifier,
     )

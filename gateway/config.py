@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.policy.pack import DEFAULT_PACK
@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     audit_origin: str = "weightgate.local/audit"
     exemption_approvals: int = Field(default=1, ge=1)  # approvals needed besides the proposer
     exemption_pending_days: int = Field(default=7, ge=1)
+    webhook_url: str | None = None  # exemption and denial events are POSTed here, signed
+    webhook_secret: SecretStr | None = None
     witnesses_file: Path | None = None  # JSON list of {"name", "public_key"} (Ed25519, base64)
     grant_ttl_seconds: int = Field(default=900, gt=0)
     grant_max_ttl_seconds: int = Field(default=3600, gt=0)

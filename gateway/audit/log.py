@@ -9,7 +9,7 @@ returned.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +69,7 @@ class AuditLog:
             writer_sessions(sessions), origin=origin, checkpoints=self.checkpoints
         )
         self._append_timeout = append_timeout
+        self._subscribers: list[Callable[[Mapping[str, Any]], None]] = []
 
     def append(
         self, events: Sequence[Mapping[str, Any]], change: Change | None = None
@@ -78,7 +79,15 @@ class AuditLog:
         Any failure, or no confirmation within the timeout (2 s), raises
         Unavailable: the caller then releases nothing.
         """
-        return self._sequencer.submit(events, change, timeout=self._append_timeout)
+        indices = self._sequencer.submit(events, change, timeout=self._append_timeout)
+        for subscriber in self._subscribers:
+            for event, index in zip(events, indices, strict=True):
+                subscriber({**event, "index": index, "origin": self.origin})
+        return indices
+
+    def subscribe(self, subscriber: Callable[[Mapping[str, Any]], None]) -> None:
+        """Be told of every entry once it is durable (must not block: it runs in the request)."""
+        self._subscribers.append(subscriber)
 
     def close(self) -> None:
         self._sequencer.close()
