@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography.cobblestone import Cobblestone256Encryptor
 from sqlalchemy import select
@@ -80,10 +80,9 @@ class Catalog:
         parent_hq: str | None,
         context: RequestContext,
         aliases: tuple[str, ...] = (),
+        actor: dict[str, str | None] | None = None,
     ) -> OrgView:
-        clean_aliases = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip()))
-        if any(len(a) > 200 for a in clean_aliases) or len(clean_aliases) > 50:
-            raise InvalidInput("at most 50 aliases of at most 200 characters each")
+        clean_aliases = _clean_aliases(aliases)
         org = OrgView(
             check_org_id(org_id),
             name.strip() or org_id,
@@ -111,7 +110,7 @@ class Catalog:
             "org.add",
             time=now,
             context=context,
-            actor={"subject": "operator", "org": None},
+            actor=actor or {"subject": "operator", "org": None},
             org={
                 "id": org.id,
                 "name": org.name,
@@ -123,6 +122,54 @@ class Catalog:
         self._audit.append([event], insert)
         self._recent.clear()
         return org
+
+    def update_org(
+        self,
+        org_id: str,
+        *,
+        name: str | None,
+        hq: str | None,
+        parent_hq: str | None,
+        clear_parent: bool,
+        aliases: tuple[str, ...] | None,
+        actor: dict[str, str | None],
+        context: RequestContext,
+    ) -> OrgView:
+        """Change an organisation; the entry records the state before and after."""
+        before = self.org(org_id)
+        if before is None:
+            raise NotFound(f"no organisation {org_id!r}")
+        after = OrgView(
+            before.id,
+            name.strip() if name and name.strip() else before.name,
+            country_code(hq, what="headquarters") if hq is not None else before.hq,
+            None
+            if clear_parent
+            else (
+                country_code(parent_hq, what="parent headquarters")
+                if parent_hq is not None
+                else before.parent_hq
+            ),
+            _clean_aliases(aliases) if aliases is not None else before.aliases,
+        )
+
+        def store(session: Session, _indices: list[int]) -> None:
+            row = session.get(Organisation, org_id)
+            if row is None:
+                raise NotFound(f"no organisation {org_id!r}")
+            row.name, row.hq_country, row.parent_hq_country = after.name, after.hq, after.parent_hq
+            row.aliases = json.dumps(list(after.aliases))
+
+        event = build_event(
+            "org.update",
+            time=self._clock.now(),
+            context=context,
+            actor=actor,
+            org={"id": org_id, "before": _org_dict(before), "after": _org_dict(after)},
+        )
+        self._audit.append([event], store)
+        self._recent.clear()
+        return after
 
     def org(self, org_id: str) -> OrgView | None:
         cached = self._recent.get(("org", org_id))
@@ -339,6 +386,22 @@ class RecentCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _clean_aliases(aliases: tuple[str, ...]) -> tuple[str, ...]:
+    clean = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip()))
+    if any(len(a) > 200 for a in clean) or len(clean) > 50:
+        raise InvalidInput("at most 50 aliases of at most 200 characters each")
+    return clean
+
+
+def _org_dict(org: OrgView) -> dict[str, Any]:
+    return {
+        "name": org.name,
+        "hq": org.hq,
+        "parent_hq": org.parent_hq,
+        "aliases": list(org.aliases),
+    }
 
 
 def _org_view(row: Organisation) -> OrgView:

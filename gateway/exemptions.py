@@ -44,6 +44,8 @@ class Proposal:
     models: list[str]
     until: date
     reason: str
+    conditions: str | None = None
+    valid_from: date | None = None  # default: today
 
 
 class ExemptionService:
@@ -115,6 +117,8 @@ class ExemptionService:
                 )
         if proposal.until < today:
             raise InvalidInput("an exemption cannot end before today")
+        if proposal.valid_from is not None and proposal.valid_from > proposal.until:
+            raise InvalidInput("an exemption cannot start after it ends")
         if proposal.models == [ALL_MODELS]:
             return kind, countries, None
         if not proposal.models or ALL_MODELS in proposal.models:
@@ -272,6 +276,7 @@ class ExemptionService:
             "valid_from": row.valid_from.isoformat(),
             "until": row.valid_until.isoformat(),
             "reason": row.reason,
+            "conditions": row.conditions,
             "proposed_by": row.proposed_by,
             "approvals": json.loads(row.approvals),
             "approvals_required": self._approvals_required,

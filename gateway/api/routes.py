@@ -16,6 +16,8 @@ from gateway.api.schemas import (
     ExemptionBody,
     ExplainBody,
     GrantBody,
+    OrgBody,
+    OrgChange,
     QuotaBody,
     RejectBody,
     ReloadBody,
@@ -24,6 +26,7 @@ from gateway.audit import checkpoint
 from gateway.audit.receipt import format_receipt
 from gateway.audit.witness import accept_cosignature
 from gateway.bootstrap import Services
+from gateway.catalog import OrgView
 from gateway.context.policy_source import pack_summary
 from gateway.errors import NotFound
 from gateway.exemptions import Proposal
@@ -130,6 +133,54 @@ def policy_reload(
     return pack_summary(pack)
 
 
+def _org(view: OrgView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "name": view.name,
+        "hq": view.hq,
+        "parent_hq": view.parent_hq,
+        "aliases": list(view.aliases),
+    }
+
+
+@router.get("/v1/orgs")
+def list_orgs(_reader: SecurityReader, services: ServicesDep) -> dict[str, Any]:
+    return {"orgs": [_org(view) for view in services.catalog.orgs()]}
+
+
+@router.post("/v1/orgs", status_code=201)
+def add_org(
+    body: OrgBody, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    view = services.catalog.add_org(
+        body.id,
+        name=body.name,
+        hq=body.hq,
+        parent_hq=body.parent_hq,
+        aliases=tuple(body.aliases),
+        context=context,
+        actor={"subject": admin.subject, "org": admin.org},
+    )
+    return _org(view)
+
+
+@router.patch("/v1/orgs/{org_id}")
+def update_org(
+    org_id: str, body: OrgChange, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    view = services.catalog.update_org(
+        org_id,
+        name=body.name,
+        hq=body.hq,
+        parent_hq=body.parent_hq,
+        clear_parent="parent_hq" in body.model_fields_set and body.parent_hq is None,
+        aliases=tuple(body.aliases) if body.aliases is not None else None,
+        actor={"subject": admin.subject, "org": admin.org},
+        context=context,
+    )
+    return _org(view)
+
+
 @router.get("/v1/exemptions")
 def list_exemptions(_admin: Admin, services: ServicesDep) -> dict[str, Any]:
     return {"exemptions": services.exemptions.list()}
@@ -140,7 +191,15 @@ def propose_exemption(
     body: ExemptionBody, admin: Admin, services: ServicesDep, context: ContextDep
 ) -> dict[str, Any]:
     proposal = Proposal(
-        body.org, body.kind, body.reference, body.countries, body.models, body.until, body.reason
+        body.org,
+        body.kind,
+        body.reference,
+        body.countries,
+        body.models,
+        body.until,
+        body.reason,
+        conditions=body.conditions,
+        valid_from=body.valid_from,
     )
     return services.exemptions.propose(admin, proposal, context)
 

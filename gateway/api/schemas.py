@@ -59,6 +59,8 @@ class ExemptionBody(BaseModel):
     models: list[str] = Field(min_length=1, max_length=1000)
     until: date
     reason: str = Field(min_length=1, max_length=2000)
+    conditions: str | None = Field(default=None, max_length=4000)
+    valid_from: date | None = None
 
 
 class RejectBody(BaseModel):
@@ -72,3 +74,24 @@ class QuotaBody(BaseModel):
 
     grants_per_hour: int | None = Field(default=None, ge=0)
     bytes_per_day: int | None = Field(default=None, ge=0)
+
+
+class OrgBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    hq: str = Field(min_length=2, max_length=2)
+    parent_hq: str | None = Field(default=None, min_length=2, max_length=2)
+    aliases: list[str] = Field(default_factory=list, max_length=50)
+
+
+class OrgChange(BaseModel):
+    """Only the fields given change; ``parent_hq: null`` removes the parent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    hq: str | None = Field(default=None, min_length=2, max_length=2)
+    parent_hq: str | None = Field(default=None, min_length=2, max_length=2)
+    aliases: list[str] | None = Field(default=None, max_length=50)

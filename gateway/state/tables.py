@@ -114,6 +114,7 @@ class Exemption(Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)  # inclusive
     reason: Mapped[str] = mapped_column(Text)
+    conditions: Mapped[str | None] = mapped_column(Text)  # e.g. the license's provisos
     proposed_by: Mapped[str] = mapped_column(String(256))
     proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     approvals: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of approving subjects

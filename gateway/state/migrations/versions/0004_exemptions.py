@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("valid_from", sa.Date(), nullable=False),
         sa.Column("valid_until", sa.Date(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("conditions", sa.Text(), nullable=True),
         sa.Column("proposed_by", sa.String(length=256), nullable=False),
         sa.Column("proposed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("approvals", sa.Text(), nullable=False),
