@@ -98,6 +98,15 @@ def orgs_add(
     console.print(f"registered {org.id} ({org.name}), HQ {org.hq}{parent}")
 
 
+@orgs_app.command("list")
+def orgs_list() -> None:
+    """List registered organisations."""
+    table = Table("id", "name", "hq", "parent hq", "aliases")
+    for org in operator_services().catalog.orgs():
+        table.add_row(org.id, org.name, org.hq, org.parent_hq or "-", ", ".join(org.aliases))
+    console.print(table)
+
+
 @models_app.command("publish")
 def models_publish(
     directory: Annotated[Path, typer.Argument(metavar="DIR")],
