@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,6 +43,9 @@ class QuotaService:
         self._audit = audit
         self._clock = clock
         self._hash_key = hash_key
+        # Quotas change rarely and are read on every grant: remembered for a
+        # second (this process's own changes clear it at once).
+        self._known: dict[tuple[str, str], tuple[datetime, Quota | None]] = {}
 
     def set(
         self, admin: Principal, scope: str, key: str, limits: Limits, context: RequestContext
@@ -71,6 +74,7 @@ class QuotaService:
             },
         )
         self._audit.append([event], store)
+        self._known.clear()
         return {
             "scope": scope,
             "key": key,
@@ -89,7 +93,7 @@ class QuotaService:
                     ("org", principal.org, Grant.org_id),
                     ("subject", principal.subject, Grant.subject),
                 ):
-                    quota = session.get(Quota, (scope, key))
+                    quota = self._quota(session, scope, key)
                     if quota is None:
                         continue
                     if quota.grants_per_hour is not None:
@@ -144,6 +148,17 @@ class QuotaService:
                             )
         except SQLAlchemyError as exc:
             raise Unavailable("the database is unavailable") from exc
+
+    def _quota(self, session: Session, scope: str, key: str) -> Quota | None:
+        now = self._clock.now()
+        known = self._known.get((scope, key))
+        if known is not None and known[0] > now:
+            return known[1]
+        quota = session.get(Quota, (scope, key))
+        if len(self._known) > 10_000:
+            self._known.clear()
+        self._known[(scope, key)] = (now + timedelta(seconds=1), quota)
+        return quota
 
     def _refuse(
         self,
