@@ -112,6 +112,8 @@ def test_operator_flow_and_its_mistakes(env: dict[str, str], tmp_path: Path) -> 
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in before), keys
 
     assert run(env, "orgs", "add", "rhein", "--name", "Rhein AI", "--hq", "DE").returncode == 0
+    listed = run(env, "orgs", "list").stdout
+    assert "rhein" in listed and "Rhein AI" in listed and "DE" in listed
     assert_one_line_error(
         run(env, "orgs", "add", "rhein", "--name", "Again", "--hq", "DE"), 5, "already exists"
     )
