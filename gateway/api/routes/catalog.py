@@ -1,0 +1,104 @@
+"""The catalog, the policy, and the organisation registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from gateway.api.deps import Admin, ContextDep, PrincipalDep, SecurityReader, ServicesDep
+from gateway.api.schemas import ExplainBody, OrgBody, OrgChange, ReloadBody
+from gateway.catalog import OrgView
+from gateway.context.policy_source import pack_summary
+from gateway.policy.explain import explain
+
+router = APIRouter()
+
+
+@router.get("/v1/models")
+def list_models(_principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    return {
+        "models": [
+            {
+                "id": m.id,
+                "eccn": m.eccn.value,
+                "classification_basis": m.classification_basis,
+                "training_ops": m.training_ops,
+                "revisions": list(m.revisions),
+            }
+            for m in services.catalog.models()
+        ]
+    }
+
+
+@router.post("/v1/policy/explain")
+def policy_explain(
+    body: ExplainBody, _principal: PrincipalDep, services: ServicesDep
+) -> dict[str, Any]:
+    decision = explain(
+        services.policy.current,
+        country=body.country,
+        org_hq=body.org_hq,
+        parent_hq=body.parent_hq,
+        ip_country=body.ip_country,
+        eccn=body.eccn,
+        on=body.at or services.clock.now().date(),
+    )
+    return decision.to_dict()
+
+
+@router.post("/v1/policy/reload")
+def policy_reload(
+    body: ReloadBody, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    """Switch packs, or re-read the configured one; audited, and a bad pack changes nothing."""
+    pack = services.policy.reload(context, name=body.pack, by=admin)
+    return pack_summary(pack)
+
+
+def _org(view: OrgView) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "name": view.name,
+        "hq": view.hq,
+        "parent_hq": view.parent_hq,
+        "aliases": list(view.aliases),
+    }
+
+
+@router.get("/v1/orgs")
+def list_orgs(_reader: SecurityReader, services: ServicesDep) -> dict[str, Any]:
+    return {"orgs": [_org(view) for view in services.catalog.orgs()]}
+
+
+@router.post("/v1/orgs", status_code=201)
+def add_org(
+    body: OrgBody, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    view = services.catalog.add_org(
+        body.id,
+        name=body.name,
+        hq=body.hq,
+        parent_hq=body.parent_hq,
+        aliases=tuple(body.aliases),
+        context=context,
+        actor={"subject": admin.subject, "org": admin.org},
+    )
+    return _org(view)
+
+
+@router.patch("/v1/orgs/{org_id}")
+def update_org(
+    org_id: str, body: OrgChange, admin: Admin, services: ServicesDep, context: ContextDep
+) -> dict[str, Any]:
+    view = services.catalog.update_org(
+        org_id,
+        name=body.name,
+        hq=body.hq,
+        parent_hq=body.parent_hq,
+        clear_parent="parent_hq" in body.model_fields_set and body.parent_hq is None,
+        aliases=tuple(body.aliases) if body.aliases is not None else None,
+        actor={"subject": admin.subject, "org": admin.org},
+        context=context,
+    )
+    return _org(view)
