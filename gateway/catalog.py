@@ -7,14 +7,13 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.cobblestone import Cobblestone256Encryptor
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.events import RequestContext, build_event
@@ -27,6 +26,8 @@ from gateway.names import check_file_path, check_model_id, check_org_id, check_r
 from gateway.policy.classification import classify
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
+from gateway.recent import RecentCache
+from gateway.state.database import read
 from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
 
@@ -65,7 +66,9 @@ class Catalog:
         self._audit = audit
         self._keystore = keystore
         self._blobs = blobs
-        self._recent = RecentCache(clock, timedelta(seconds=1))
+        # Models and organisations are read on every grant: remembered for a second.
+        self._orgs: RecentCache[OrgView] = RecentCache(clock, timedelta(seconds=1))
+        self._models: RecentCache[ModelView] = RecentCache(clock, timedelta(seconds=1))
         self._files: dict[tuple[str, str], list[ModelFile]] = {}
         self._clock = clock
 
@@ -120,7 +123,7 @@ class Catalog:
             },
         )
         self._audit.append([event], insert)
-        self._recent.clear()
+        self._clear_recent()
         return org
 
     def update_org(
@@ -168,18 +171,15 @@ class Catalog:
             org={"id": org_id, "before": _org_dict(before), "after": _org_dict(after)},
         )
         self._audit.append([event], store)
-        self._recent.clear()
+        self._clear_recent()
         return after
 
     def org(self, org_id: str) -> OrgView | None:
-        cached = self._recent.get(("org", org_id))
-        if isinstance(cached, OrgView):
-            return cached
-        row = self._read(lambda s: s.get(Organisation, org_id))
-        view = _org_view(row) if row else None
-        if view is not None:
-            self._recent.put(("org", org_id), view)
-        return view
+        def load() -> OrgView | None:
+            row = self._read(lambda s: s.get(Organisation, org_id))
+            return _org_view(row) if row else None
+
+        return self._orgs.lookup(org_id, load)
 
     def orgs(self) -> list[OrgView]:
         return self._read(
@@ -191,54 +191,25 @@ class Catalog:
     # Models --------------------------------------------------------------
 
     def models(self) -> list[ModelView]:
-        def load(session: Session) -> list[ModelView]:
-            views = []
-            for model in session.scalars(select(Model).order_by(Model.id)):
-                revisions = session.scalars(
-                    select(Revision.revision)
-                    .where(Revision.model_id == model.id)
-                    .order_by(Revision.published_at)
-                )
-                views.append(
-                    ModelView(
-                        model.id,
-                        Eccn(model.eccn),
-                        model.training_ops,
-                        model.classification_basis,
-                        tuple(revisions),
-                    )
-                )
-            return views
-
-        return self._read(load)
+        return self._read(
+            lambda s: [_model_view(s, m) for m in s.scalars(select(Model).order_by(Model.id))]
+        )
 
     def model(self, model_id: str) -> ModelView:
-        cached = self._recent.get(("model", model_id))
-        if isinstance(cached, ModelView):
-            return cached
-
-        def load(session: Session) -> ModelView | None:
-            model = session.get(Model, model_id)
-            if model is None:
-                return None
-            revisions = session.scalars(
-                select(Revision.revision)
-                .where(Revision.model_id == model_id)
-                .order_by(Revision.published_at)
-            )
-            return ModelView(
-                model.id,
-                Eccn(model.eccn),
-                model.training_ops,
-                model.classification_basis,
-                tuple(revisions),
-            )
-
-        view = self._read(load)
+        view = self._find_model(model_id)
         if view is None:
             raise NotFound(f"no model {model_id!r}")
-        self._recent.put(("model", model_id), view)
         return view
+
+    def _find_model(self, model_id: str) -> ModelView | None:
+        def load() -> ModelView | None:
+            def query(session: Session) -> ModelView | None:
+                model = session.get(Model, model_id)
+                return None if model is None else _model_view(session, model)
+
+            return self._read(query)
+
+        return self._models.lookup(model_id, load)
 
     def files(self, model_id: str, revision: str) -> list[ModelFile]:
         # A published revision's files never change, so they are kept for good.
@@ -282,7 +253,8 @@ class Catalog:
             below_frontier_reason=below_frontier_reason,
         )
         sources = list(_model_files(directory))
-        existing = next((m for m in self.models() if m.id == model_id), None)
+        self._models.clear()  # decide on what the database holds now
+        existing = self._find_model(model_id)
         if existing is not None and revision in existing.revisions:
             raise Conflict(f"{model_id}@{revision} is already published")
         if existing is not None and existing.eccn is Eccn.AI_MODEL_WEIGHTS and eccn is Eccn.EAR99:
@@ -319,7 +291,7 @@ class Catalog:
             ],
         )
         self._audit.append([event], register)
-        self._recent.clear()
+        self._clear_recent()
         return rows
 
     def _encrypt_and_store(
@@ -355,37 +327,23 @@ class Catalog:
             wrapped_key=wrapped,
         )
 
+    def _clear_recent(self) -> None:
+        self._orgs.clear()
+        self._models.clear()
+
     def _read(self, query: Callable[[Session], T]) -> T:
-        try:
-            with self._sessions() as session:
-                return query(session)
-        except SQLAlchemyError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        return read(self._sessions, query)
 
 
-class RecentCache:
-    """Lookups remembered for a second: a grant reads the same model and organisation as
-    the last hundred grants did. A change made by this process clears it at once; one
-    made by another replica is seen within the second."""
-
-    def __init__(self, clock: Clock, lifetime: timedelta) -> None:
-        self._clock = clock
-        self._lifetime = lifetime
-        self._entries: dict[tuple[str, str], tuple[datetime, object]] = {}
-
-    def get(self, key: tuple[str, str]) -> object | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] <= self._clock.now():
-            return None
-        return entry[1]
-
-    def put(self, key: tuple[str, str], value: object) -> None:
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key] = (self._clock.now() + self._lifetime, value)
-
-    def clear(self) -> None:
-        self._entries.clear()
+def _model_view(session: Session, model: Model) -> ModelView:
+    revisions = session.scalars(
+        select(Revision.revision)
+        .where(Revision.model_id == model.id)
+        .order_by(Revision.published_at)
+    )
+    return ModelView(
+        model.id, Eccn(model.eccn), model.training_ops, model.classification_basis, tuple(revisions)
+    )
 
 
 def _clean_aliases(aliases: tuple[str, ...]) -> tuple[str, ...]:

@@ -17,7 +17,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.events import RequestContext, build_event
@@ -25,11 +24,12 @@ from gateway.audit.log import AuditLog
 from gateway.catalog import Catalog
 from gateway.clock import Clock, as_utc
 from gateway.context.policy_source import PolicySource
-from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
+from gateway.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gateway.identity.principal import Principal
 from gateway.names import check_model_id, check_org_id
 from gateway.policy.countries import country_code
 from gateway.policy.exemptions import ActiveExemption, ExemptionKind, may_cover
+from gateway.state.database import read
 from gateway.state.tables import Exemption
 
 ALL_MODELS = "*"
@@ -215,36 +215,20 @@ class ExemptionService:
         self._audit.append([entry], change)
 
     def _row(self, exemption_id: str) -> Exemption:
-        try:
-            with self._sessions() as session:
-                row = session.get(Exemption, exemption_id)
-        except SQLAlchemyError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        row: Exemption | None = read(self._sessions, lambda s: s.get(Exemption, exemption_id))
         if row is None:
             raise NotFound(f"no exemption {exemption_id!r}")
         return row
 
     def list(self) -> list[dict[str, Any]]:
-        try:
-            with self._sessions() as session:
-                rows = list(session.scalars(select(Exemption).order_by(Exemption.proposed_at)))
-        except SQLAlchemyError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        query = select(Exemption).order_by(Exemption.proposed_at)
+        rows = read(self._sessions, lambda s: list(s.scalars(query)))
         return [self._view(row) for row in rows]
 
     def active_for(self, org_id: str) -> tuple[ActiveExemption, ...]:
         """The organisation's approved exemptions in force today (what the policy sees)."""
-        try:
-            with self._sessions() as session:
-                rows = list(
-                    session.scalars(
-                        select(Exemption).where(
-                            Exemption.org_id == org_id, Exemption.status == "approved"
-                        )
-                    )
-                )
-        except SQLAlchemyError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        query = select(Exemption).where(Exemption.org_id == org_id, Exemption.status == "approved")
+        rows = read(self._sessions, lambda s: list(s.scalars(query)))
         return tuple(_active(row) for row in rows if self._status(row) == "approved")
 
     def is_active(self, exemption_id: str) -> bool:

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.clock import Clock, as_utc
-from gateway.errors import InvalidInput, QuotaExceeded, Unavailable
+from gateway.errors import InvalidInput, QuotaExceeded
 from gateway.identity.principal import Principal
+from gateway.recent import RecentCache
+from gateway.state.database import read
 from gateway.state.tables import Grant, Quota
 
 SCOPES = ("org", "subject")
@@ -45,7 +46,9 @@ class QuotaService:
         self._hash_key = hash_key
         # Quotas change rarely and are read on every grant: remembered for a
         # second (this process's own changes clear it at once).
-        self._known: dict[tuple[str, str], tuple[datetime, Quota | None]] = {}
+        self._known: RecentCache[Quota] = RecentCache(
+            clock, timedelta(seconds=1), remember_none=True
+        )
 
     def set(
         self, admin: Principal, scope: str, key: str, limits: Limits, context: RequestContext
@@ -87,78 +90,49 @@ class QuotaService:
     ) -> None:
         """Raise QuotaExceeded (429, audited) if this grant would go over a quota."""
         now = self._clock.now()
-        try:
-            with self._sessions() as session:
-                for scope, key, column in (
-                    ("org", principal.org, Grant.org_id),
-                    ("subject", principal.subject, Grant.subject),
-                ):
-                    quota = self._quota(session, scope, key)
-                    if quota is None:
-                        continue
-                    if quota.grants_per_hour is not None:
-                        used = (
-                            session.scalar(
-                                select(func.count())
-                                .select_from(Grant)
-                                .where(column == key, Grant.created_at > now - HOUR)
-                            )
-                            or 0
-                        )
-                        if used + 1 > quota.grants_per_hour:
-                            oldest = session.scalar(
-                                select(func.min(Grant.created_at)).where(
-                                    column == key, Grant.created_at > now - HOUR
-                                )
-                            )
-                            self._refuse(
-                                principal,
-                                model=model,
-                                context=context,
-                                scope=scope,
-                                what=f"{used} grants in the last hour (limit "
-                                f"{quota.grants_per_hour})",
-                                oldest=oldest,
-                                window=HOUR,
-                            )
-                    if quota.bytes_per_day is not None:
-                        used = (
-                            session.scalar(
-                                select(func.coalesce(func.sum(Grant.granted_bytes), 0)).where(
-                                    column == key, Grant.created_at > now - DAY
-                                )
-                            )
-                            or 0
-                        )
-                        if used + requested_bytes > quota.bytes_per_day:
-                            oldest = session.scalar(
-                                select(func.min(Grant.created_at)).where(
-                                    column == key, Grant.created_at > now - DAY
-                                )
-                            )
-                            self._refuse(
-                                principal,
-                                model=model,
-                                context=context,
-                                scope=scope,
-                                what=f"{used + requested_bytes:,} bytes in a day (limit "
-                                f"{quota.bytes_per_day:,})",
-                                oldest=oldest,
-                                window=DAY,
-                            )
-        except SQLAlchemyError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        for scope, key, column in (
+            ("org", principal.org, Grant.org_id),
+            ("subject", principal.subject, Grant.subject),
+        ):
+            quota = self._quota(scope, key)
+            if quota is None:
+                continue
+            for limit, window, measure, adding, unit in (
+                (quota.grants_per_hour, HOUR, func.count(), 1, "grants in the last hour"),
+                (
+                    quota.bytes_per_day,
+                    DAY,
+                    func.coalesce(func.sum(Grant.granted_bytes), 0),
+                    requested_bytes,
+                    "bytes in a day",
+                ),
+            ):
+                if limit is None:
+                    continue
+                usage = select(measure, func.min(Grant.created_at)).where(
+                    column == key, Grant.created_at > now - window
+                )
+                used, oldest = self._usage(usage)
+                if (used or 0) + adding > limit:
+                    self._refuse(
+                        principal,
+                        model=model,
+                        context=context,
+                        scope=scope,
+                        what=f"{(used or 0) + adding:,} {unit} (limit {limit:,})",
+                        oldest=oldest,
+                        window=window,
+                    )
 
-    def _quota(self, session: Session, scope: str, key: str) -> Quota | None:
-        now = self._clock.now()
-        known = self._known.get((scope, key))
-        if known is not None and known[0] > now:
-            return known[1]
-        quota = session.get(Quota, (scope, key))
-        if len(self._known) > 10_000:
-            self._known.clear()
-        self._known[(scope, key)] = (now + timedelta(seconds=1), quota)
-        return quota
+    def _usage(self, query: Select[Any, Any]) -> tuple[Any, Any]:
+        """How much was granted in the window, and when the oldest counted grant was."""
+        row = read(self._sessions, lambda session: session.execute(query).one())
+        return row[0], row[1]
+
+    def _quota(self, scope: str, key: str) -> Quota | None:
+        return self._known.lookup(
+            (scope, key), lambda: read(self._sessions, lambda s: s.get(Quota, (scope, key)))
+        )
 
     def _refuse(
         self,

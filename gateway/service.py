@@ -19,7 +19,6 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.events import RequestContext, build_event
@@ -38,13 +37,14 @@ from gateway.crypto.keyrelease import (
     seal_key,
 )
 from gateway.crypto.keystore import Keystore
-from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied, Unavailable
+from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied
 from gateway.exemptions import ExemptionService
 from gateway.identity.principal import Principal, Role
 from gateway.names import check_file_path, check_model_id, check_revision
 from gateway.policy.decision import DecisionRequest, decide
 from gateway.policy.screening import ScreeningHit, ScreeningList
 from gateway.quotas import QuotaService
+from gateway.state.database import read
 from gateway.state.tables import Grant, ModelFile
 from gateway.storage.interfaces import BlobStore, StoredObject
 
@@ -114,7 +114,8 @@ class GrantService:
         if revision not in model.revisions:
             raise NotFound(f"{model.id} has no revision {revision!r}")
         files = self._select_files(model.id, revision, request)
-        self._quotas.check(principal, model.id, sum(f.plaintext_size for f in files), context)
+        granted_bytes = sum(f.plaintext_size for f in files)
+        self._quotas.check(principal, model.id, granted_bytes, context)
         org = self._catalog.org(principal.org)
         now = self._clock.now()
         hits: tuple[ScreeningHit, ...] = ()
@@ -179,7 +180,7 @@ class GrantService:
                     revoked_at=None,
                     audit_index=indices[0],
                     exemption_id=decision.exemption_id,
-                    granted_bytes=sum(f.plaintext_size for f in files),
+                    granted_bytes=granted_bytes,
                 )
             )
 
@@ -268,11 +269,7 @@ class GrantService:
         return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
 
     def _load_grant(self, grant_id: str) -> Grant:
-        try:
-            with self._sessions() as session:
-                grant = session.get(Grant, grant_id)
-        except SQLAlchemyError as exc:
-            raise Unavailable("the database is unavailable") from exc
+        grant: Grant | None = read(self._sessions, lambda s: s.get(Grant, grant_id))
         if grant is None:
             raise NotFound("no such grant")
         return grant

@@ -26,7 +26,7 @@ from gateway.audit.merkle import CompactRange
 from gateway.audit.proofs import NodeId
 from gateway.audit.sequencer import Change, Sequencer
 from gateway.errors import IntegrityError, InvalidInput, Unavailable
-from gateway.state.database import writer_sessions
+from gateway.state.database import read, writer_sessions
 from gateway.state.tables import AuditEntry, MerkleNode, TreeState
 
 APPEND_TIMEOUT_SECONDS = 2.0
@@ -165,11 +165,7 @@ class AuditLog:
             raise Unavailable("the audit log cannot be read") from exc
 
     def tree_state(self) -> tuple[int, bytes]:
-        try:
-            with self._sessions() as session:
-                state = session.get(TreeState, 1)
-        except SQLAlchemyError as exc:
-            raise Unavailable("the audit log cannot be read") from exc
+        state: TreeState | None = read(self._sessions, lambda s: s.get(TreeState, 1))
         return (state.size, state.root) if state else (0, CompactRange().root())
 
     def query(
@@ -210,10 +206,7 @@ class AuditLog:
             .order_by(AuditEntry.idx)
             .limit(limit)
         )
-        try:
-            with self._sessions() as session:
-                return [
-                    StoredEntry(r.idx, r.entry, r.leaf_hash) for r in session.execute(statement)
-                ]
-        except SQLAlchemyError as exc:
-            raise Unavailable("the audit log cannot be read") from exc
+        return read(
+            self._sessions,
+            lambda s: [StoredEntry(r.idx, r.entry, r.leaf_hash) for r in s.execute(statement)],
+        )

@@ -133,10 +133,10 @@ class Sequencer:
         A change runs in a savepoint so that its failure undoes it alone;
         entries without a change only need their rows dropped from the batch.
         """
-        snapshot = CompactRange.from_bytes(tree.size, tree.to_bytes())
-        marks = len(rows.entries), len(rows.nodes)
         if pending.change is None:
             return self._sequence(tree, rows, pending.events)
+        snapshot = CompactRange.from_bytes(tree.size, tree.to_bytes())
+        marks = len(rows.entries), len(rows.nodes)
         savepoint = session.begin_nested()
         try:
             indices = self._sequence(tree, rows, pending.events)

@@ -85,29 +85,22 @@ class GatewayClient:
         )
         return {"Authorization": f"DPoP {self._token}", "DPoP": proof}
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = self.base_url + path
+        try:
+            response = self.http.request(
+                method, url, headers=self._auth_headers(method, url), **kwargs
+            )
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(
+                f"cannot reach the gateway at {self.base_url}: {exc}"
+            ) from None
+        raise_for_problem(response)
+        return response
+
     def text(self, method: str, path: str, **kwargs: Any) -> str:
         """Like ``call``, for endpoints that answer plain text (checkpoints, receipts)."""
-        url = self.base_url + path
-        try:
-            response = self.http.request(
-                method, url, headers=self._auth_headers(method, url), **kwargs
-            )
-        except httpx.HTTPError as exc:
-            raise errors.Unavailable(
-                f"cannot reach the gateway at {self.base_url}: {exc}"
-            ) from None
-        raise_for_problem(response)
-        return response.text
+        return self._request(method, path, **kwargs).text
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        url = self.base_url + path
-        try:
-            response = self.http.request(
-                method, url, headers=self._auth_headers(method, url), **kwargs
-            )
-        except httpx.HTTPError as exc:
-            raise errors.Unavailable(
-                f"cannot reach the gateway at {self.base_url}: {exc}"
-            ) from None
-        raise_for_problem(response)
-        return response.json()
+        return self._request(method, path, **kwargs).json()

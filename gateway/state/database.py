@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.errors import Unavailable
+
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
@@ -53,6 +59,15 @@ def migrate(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read(sessions: sessionmaker[Session], query: Callable[[Session], T]) -> T:
+    """Run ``query`` in a read session; a database failure is Unavailable (fail closed)."""
+    try:
+        with sessions() as session:
+            return query(session)
+    except SQLAlchemyError as exc:
+        raise Unavailable("the database is unavailable") from exc
 
 
 def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
