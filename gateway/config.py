@@ -37,12 +37,18 @@ class Settings(BaseSettings):
     grant_ttl_seconds: int = Field(default=900, gt=0)
     grant_max_ttl_seconds: int = Field(default=3600, gt=0)
     token_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    checkpoint_interval: float = Field(default=1.0, gt=0, le=3600)  # seconds between checkpoints
+    checkpoint_anchor: str | None = None  # file://DIR or s3://BUCKET[/PREFIX] (Object Lock)
+    checkpoint_retention_days: int = Field(default=2557, ge=1)  # Object Lock retention (7 years)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'weightgate.db').resolve()}"
 
     def resolved_storage(self) -> str:
         return self.storage or f"file://{(self.home / 'blobs').resolve()}"
+
+    def resolved_checkpoint_anchor(self) -> str:
+        return self.checkpoint_anchor or f"file://{(self.home / 'checkpoints').resolve()}"
 
 
 class ClientSettings(BaseSettings):

@@ -49,6 +49,12 @@ class NotFound(WeightgateError):
     code = "not_found"
 
 
+class NotYetCovered(WeightgateError):
+    """An audit entry exists but no signed checkpoint covers it yet; ``retry_after`` says when."""
+
+    code = "not_yet_covered"
+
+
 class Conflict(WeightgateError):
     code = "conflict"
 

@@ -1,17 +1,20 @@
 """Quotas per organisation and per subject: grants per hour and bytes per day.
 
-Counted from the grants table, so every replica sees the same usage. The
-check runs before the decision; replicas racing at the very edge of a quota
-can each be let through once, which is the price of not serialising every
-grant on a counter.
+Counted from the grants table, so every replica sees the same usage. A grant
+is checked twice: before the decision (cheap, and refuses the common case
+without a durable append), and again inside the serialised audit append that
+inserts the grant (``enforce``). Appends from every process and replica queue
+on one row lock, so the second count sees every grant committed before it and
+concurrent requests cannot overshoot a quota.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +24,7 @@ from gateway.audit.log import AuditLog
 from gateway.clock import Clock, as_utc
 from gateway.errors import InvalidInput, QuotaExceeded
 from gateway.identity.principal import Principal
+from gateway.names import check_org_id, check_subject
 from gateway.recent import RecentCache
 from gateway.state.database import read
 from gateway.state.tables import Grant, Quota
@@ -28,6 +32,13 @@ from gateway.state.tables import Grant, Quota
 SCOPES = ("org", "subject")
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    scope: str
+    what: str  # e.g. "6 grants in the last hour (limit 5)"
+    retry_after: int  # seconds until the window frees enough
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,8 @@ class QuotaService:
     ) -> dict[str, Any]:
         if scope not in SCOPES:
             raise InvalidInput(f"scope must be one of {SCOPES}")
+        # Keys are what a token can claim, so a quota can only name what exists.
+        key = check_org_id(key) if scope == "org" else check_subject(key)
         for value in (limits.grants_per_hour, limits.bytes_per_day):
             if value is not None and value < 0:
                 raise InvalidInput("a quota cannot be negative")
@@ -89,6 +102,27 @@ class QuotaService:
         self, principal: Principal, model: str, requested_bytes: int, context: RequestContext
     ) -> None:
         """Raise QuotaExceeded (429, audited) if this grant would go over a quota."""
+        refusal = self._refusal(
+            principal, requested_bytes, lambda query: read(self._sessions, lambda s: _row(s, query))
+        )
+        if refusal is not None:
+            self.refuse(principal, model=model, context=context, refusal=refusal)
+
+    def enforce(self, session: Session, principal: Principal, requested_bytes: int) -> None:
+        """The authoritative check, inside the serialised append; QuotaExceeded rolls it back.
+
+        The caller audits the refusal (``refuse``) once the append has failed.
+        """
+        refusal = self._refusal(principal, requested_bytes, lambda query: _row(session, query))
+        if refusal is not None:
+            raise QuotaExceeded(f"the {refusal.scope} quota is used up", refusal=refusal)
+
+    def _refusal(
+        self,
+        principal: Principal,
+        requested_bytes: int,
+        usage_of: Callable[[Select[Any, Any]], tuple[Any, Any]],
+    ) -> Refusal | None:
         now = self._clock.now()
         for scope, key, column in (
             ("org", principal.org, Grant.org_id),
@@ -109,53 +143,54 @@ class QuotaService:
             ):
                 if limit is None:
                     continue
-                usage = select(measure, func.min(Grant.created_at)).where(
-                    column == key, Grant.created_at > now - window
-                )
-                used, oldest = self._usage(usage)
-                if (used or 0) + adding > limit:
-                    self._refuse(
-                        principal,
-                        model=model,
-                        context=context,
-                        scope=scope,
-                        what=f"{(used or 0) + adding:,} {unit} (limit {limit:,})",
-                        oldest=oldest,
-                        window=window,
+                used, oldest = usage_of(
+                    select(measure, func.min(Grant.created_at)).where(
+                        column == key, Grant.created_at > now - window
                     )
-
-    def _usage(self, query: Select[Any, Any]) -> tuple[Any, Any]:
-        """How much was granted in the window, and when the oldest counted grant was."""
-        row = read(self._sessions, lambda session: session.execute(query).one())
-        return row[0], row[1]
+                )
+                if (used or 0) + adding > limit:
+                    return Refusal(
+                        scope,
+                        f"{(used or 0) + adding:,} {unit} (limit {limit:,})",
+                        _retry_after(now, oldest, window),
+                    )
+        return None
 
     def _quota(self, scope: str, key: str) -> Quota | None:
         return self._known.lookup(
             (scope, key), lambda: read(self._sessions, lambda s: s.get(Quota, (scope, key)))
         )
 
-    def _refuse(
-        self,
-        principal: Principal,
-        *,
-        model: str,
-        context: RequestContext,
-        scope: str,
-        what: str,
-        oldest: Any,
-        window: timedelta,
-    ) -> None:
-        now = self._clock.now()
-        wait = window if oldest is None else as_utc(oldest) + window - now
-        retry_after = max(1, math.ceil(wait.total_seconds()))
+    def refuse(
+        self, principal: Principal, *, model: str, context: RequestContext, refusal: Refusal
+    ) -> NoReturn:
+        """Audit the refusal, then raise QuotaExceeded (429 with Retry-After)."""
         event = build_event(
             "grant.quota",
-            time=now,
+            time=self._clock.now(),
             context=context,
             principal=principal,
             hash_key=self._hash_key,
             model=model,
-            quota={"scope": scope, "exceeded": what, "retry_after": retry_after},
+            quota={
+                "scope": refusal.scope,
+                "exceeded": refusal.what,
+                "retry_after": refusal.retry_after,
+            },
         )
         self._audit.append([event])
-        raise QuotaExceeded(f"the {scope} quota is used up: {what}", retry_after=retry_after)
+        raise QuotaExceeded(
+            f"the {refusal.scope} quota is used up: {refusal.what}",
+            retry_after=refusal.retry_after,
+        )
+
+
+def _row(session: Session, query: Select[Any, Any]) -> tuple[Any, Any]:
+    """How much was granted in the window, and when the oldest counted grant was."""
+    row = session.execute(query).one()
+    return row[0], row[1]
+
+
+def _retry_after(now: datetime, oldest: Any, window: timedelta) -> int:
+    wait = window if oldest is None else as_utc(oldest) + window - now
+    return max(1, math.ceil(wait.total_seconds()))

@@ -5,12 +5,14 @@ Time is a FixedClock that tests move by hand; nothing sleeps.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from gateway.api.app import create_app
 from gateway.api.background import free_port, serving
@@ -24,9 +26,27 @@ from gateway.identity import dev_issuer
 from gateway.identity.principal import Role
 from gateway.policy.pack import Eccn
 
+# PostgreSQL here and in CI: a fresh database per test on the server at 127.0.0.1:5432.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "WEIGHTGATE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 MODEL = "acme/frontier-1"
 REVISION = "r1"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    name = f"weightgate_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -12,28 +12,31 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.audit import proofs
+from gateway.audit import checkpoint, proofs
 from gateway.audit.checkpoint_store import CheckpointStore
+from gateway.audit.columns import as_utc
 from gateway.audit.merkle import CompactRange
 from gateway.audit.proofs import NodeId
 from gateway.audit.sequencer import Change, Sequencer
-from gateway.errors import IntegrityError, InvalidInput, Unavailable
+from gateway.errors import IntegrityError, InvalidInput, NotFound, NotYetCovered, Unavailable
 from gateway.state.database import read, writer_sessions
 from gateway.state.tables import AuditEntry, MerkleNode, TreeState
 
 APPEND_TIMEOUT_SECONDS = 2.0
 # The log in index order, for the two placeholder styles drivers use (qmark: SQLite).
+# The filter columns follow in the order of ``columns.NAMES``.
 _ENTRIES_FROM = {
-    True: "SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx >= ? ORDER BY idx",
-    False: "SELECT idx, entry, leaf_hash FROM audit_entries WHERE idx >= %s ORDER BY idx",
+    True: "SELECT idx, entry, leaf_hash, event, subject, org_id, model_id, decision, country, "
+    "tier, time FROM audit_entries WHERE idx >= ? ORDER BY idx",
+    False: "SELECT idx, entry, leaf_hash, event, subject, org_id, model_id, decision, country, "
+    "tier, time FROM audit_entries WHERE idx >= %s ORDER BY idx",
 }
 
 
@@ -44,6 +47,8 @@ class StoredEntry:
     index: int
     entry: bytes
     leaf_hash: bytes
+    # The filter columns as stored (``columns.NAMES``), when read for verification.
+    columns: tuple[Any, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.entry)
@@ -58,15 +63,20 @@ class AuditLog:
         sessions: sessionmaker[Session],
         *,
         origin: str,
-        signer: Ed25519PrivateKey,
-        checkpoint_dir: Path,
+        public_key: Ed25519PublicKey,
         append_timeout: float = APPEND_TIMEOUT_SECONDS,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         self._sessions = sessions
         self.origin = origin
-        self.checkpoints = CheckpointStore(checkpoint_dir, origin, signer)
+        self.public_key = public_key
+        # How often a verifier should expect a new checkpoint: the receipts' Retry-After.
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpoints = CheckpointStore(sessions, origin, public_key)
         self._sequencer = Sequencer(
-            writer_sessions(sessions), origin=origin, checkpoints=self.checkpoints
+            writer_sessions(sessions),
+            origin=origin,
+            verify_note=lambda note: checkpoint.verify(note, origin, public_key),
         )
         self._append_timeout = append_timeout
         self._subscribers: list[Callable[[Mapping[str, Any]], None]] = []
@@ -76,8 +86,9 @@ class AuditLog:
     ) -> list[int]:
         """Durably append ``events``, with ``change`` in the same transaction; their indices.
 
-        Any failure, or no confirmation within the timeout (2 s), raises
-        Unavailable: the caller then releases nothing.
+        Any failure, a full queue, or a batch not started within the timeout
+        (2 s) raises Unavailable: the caller then releases nothing, and the
+        entries never commit.
         """
         indices = self._sequencer.submit(events, change, timeout=self._append_timeout)
         for subscriber in self._subscribers:
@@ -143,7 +154,36 @@ class AuditLog:
         return self.checkpoints.latest()
 
     def checkpoint_notes(self) -> list[str]:
-        return self.checkpoints.notes()
+        return list(self.checkpoints.notes())
+
+    def receipt_material(self, index: int) -> tuple[str, bytes, list[bytes]]:
+        """The newest checkpoint covering ``index``, the entry's leaf hash and its audit path.
+
+        An entry that is durable but not yet under a checkpoint is
+        NotYetCovered (ask again after the publication interval), not missing.
+        """
+        note = self.checkpoints.latest()
+        if note is None or index >= (signed := self._verified(note)).size:
+            size, _ = self.tree_state()
+            if index >= size:
+                raise NotFound(f"the audit log has no entry {index} (it has {size})")
+            raise NotYetCovered(
+                f"entry {index} is durable but no signed checkpoint covers it yet; "
+                f"checkpoints are published every {self.checkpoint_interval:g} s",
+                retry_after=max(1, round(self.checkpoint_interval)),
+            )
+        leaf, path = self.inclusion_proof(index, signed.size)
+        return note, leaf, path
+
+    def _verified(self, note: str) -> checkpoint.Checkpoint:
+        return checkpoint.verify(note, self.origin, self.public_key)
+
+    def entry_time(self, index: int) -> datetime | None:
+        """When entry ``index`` was written, by its indexed column (for lag, not for trust)."""
+        return read(
+            self._sessions,
+            lambda s: s.scalar(select(AuditEntry.time).where(AuditEntry.idx == index)),
+        )
 
     def entries(self, *, start: int = 0, batch: int = 10_000) -> Iterator[StoredEntry]:
         """Every stored row from ``start`` in index order, as stored: verification trusts none.
@@ -158,8 +198,8 @@ class AuditLog:
                 cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 cursor.execute(query, (start,))
                 while rows := cursor.fetchmany(batch):
-                    for index, entry, leaf in rows:
-                        yield StoredEntry(index, bytes(entry), bytes(leaf))
+                    for index, entry, leaf, *columns in rows:
+                        yield StoredEntry(index, bytes(entry), bytes(leaf), tuple(columns))
                 cursor.close()
         except (SQLAlchemyError, OSError) as exc:
             raise Unavailable("the audit log cannot be read") from exc
@@ -196,10 +236,12 @@ class AuditLog:
         ):
             if value is not None:
                 conditions.append(column == value)
+        # Instants compare in UTC, as they are stored (SQLite keeps no offset);
+        # a time without an offset is taken as UTC.
         if since is not None:
-            conditions.append(AuditEntry.time >= since)
+            conditions.append(AuditEntry.time >= as_utc(since))
         if until is not None:
-            conditions.append(AuditEntry.time < until)
+            conditions.append(AuditEntry.time < as_utc(until))
         statement = (
             select(AuditEntry.idx, AuditEntry.entry, AuditEntry.leaf_hash)
             .where(*conditions)

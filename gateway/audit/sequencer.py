@@ -1,4 +1,4 @@
-"""Group commit for the audit log: many requests, one transaction, one checkpoint.
+"""Group commit for the audit log: many requests, one transaction.
 
 Requests hand their events (and the state change that must commit with them)
 to one writer thread per process. The writer takes whatever is queued, locks
@@ -7,31 +7,50 @@ its change and assigns its entries the next contiguous indices. A request
 whose change fails is rolled back alone; the others commit together, durably,
 and only then learn their indices. Replicas in other processes queue on the
 same row lock, so the log stays one linear sequence.
+
+The transaction stores the new tree head and nothing else: checkpoints are
+signed later, off this path (``gateway.audit.publisher``), so an append costs
+the same whatever the log's age.
+
+Outcomes are honest. The queue is bounded and refuses at once when full. A
+request still queued when its caller stops waiting is cancelled and never
+commits; one whose batch has started is waited for, since its transaction's
+outcome is already being decided (and the database bounds how long that
+takes). Closing drains what is queued and refuses what comes after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.audit.checkpoint_store import CheckpointStore
+from gateway import metrics
+from gateway.audit.checkpoint import Checkpoint
+from gateway.audit.columns import indexed_columns
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.canonical import canonical_json
 from gateway.errors import IntegrityError, Unavailable, WeightgateError
-from gateway.state.tables import AuditEntry, MerkleNode, TreeState
+from gateway.state.tables import AuditEntry, MerkleNode, SignedCheckpoint, TreeState
 
 Change = Callable[[Session, list[int]], None]
+NoteVerifier = Callable[[str], Checkpoint]
 MAX_BATCH = 256
+# Requests that may wait for the writer at once; beyond this a request is
+# refused at once (503 with Retry-After) instead of queueing past its timeout.
+MAX_QUEUED = 4096
+RETRY_AFTER_SECONDS = 1
 
 
 @dataclass
@@ -51,32 +70,80 @@ class _Pending:
 
 class Sequencer:
     def __init__(
-        self, sessions: sessionmaker[Session], *, origin: str, checkpoints: CheckpointStore
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        origin: str,
+        verify_note: NoteVerifier,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._sessions = sessions
         self._origin = origin
-        self._checkpoints = checkpoints
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._verify_note = verify_note
+        # The newest checkpoint whose signature was checked: verified once, not per batch.
+        self._verified: tuple[str, Checkpoint] | None = None
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=max_queued)
+        self._closed = False
+        self._committing = 0
         self._thread = threading.Thread(target=self._run, name="audit-sequencer", daemon=True)
         self._thread.start()
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch (not those in the batch being committed)."""
+        return self._queue.qsize()
+
+    @property
+    def committing(self) -> int:
+        """Requests in the batch being committed now (0 between batches)."""
+        return self._committing
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def submit(
         self, events: Sequence[Mapping[str, Any]], change: Change | None, *, timeout: float
     ) -> list[int]:
-        """Indices of ``events`` once durable; Unavailable if that takes over ``timeout`` s."""
+        """Indices of ``events`` once durable; Unavailable if refused, failed or not begun."""
+        if self._closed:
+            metrics.AUDIT_APPENDS_REFUSED.labels("closed").inc()
+            raise Unavailable("the gateway is shutting down; nothing was granted")
         pending = _Pending(events, change)
-        self._queue.put(pending)
+        try:
+            self._queue.put_nowait(pending)
+        except queue.Full:
+            metrics.AUDIT_APPENDS_REFUSED.labels("queue_full").inc()
+            raise Unavailable(
+                "the audit log is busy; nothing was granted", retry_after=RETRY_AFTER_SECONDS
+            ) from None
+        metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         try:
             return pending.result.result(timeout=timeout)
         except FutureTimeout:
-            # The batch may still commit later; the caller has released nothing.
-            raise Unavailable(
-                "the audit log did not confirm in time; nothing was granted"
-            ) from None
+            if pending.result.cancel():
+                # Still queued: the writer will skip it, so it never commits.
+                metrics.AUDIT_APPENDS_REFUSED.labels("timeout").inc()
+                raise Unavailable(
+                    "the audit log did not confirm in time; nothing was granted",
+                    retry_after=RETRY_AFTER_SECONDS,
+                ) from None
+        # Its batch has started: the answer is whatever that transaction decides.
+        return pending.result.result()
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        """Commit what is queued, refuse what comes after, and stop the writer."""
+        self._closed = True
+        with contextlib.suppress(queue.Full):  # a stuck writer: what is left is failed below
+            self._queue.put(None, timeout=30)
+        self._thread.join(timeout=30)
+        while True:  # anything the writer could not reach is failed, not left hanging
+            try:
+                left = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if left is not None and left.result.set_running_or_notify_cancel():
+                left.result.set_exception(Unavailable("the gateway shut down before committing"))
 
     def _run(self) -> None:
         while True:
@@ -84,23 +151,67 @@ class Sequencer:
             if first is None:
                 return
             batch = [first]
+            stop = False
             while len(batch) < MAX_BATCH:
                 try:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
-                    self._queue.put(None)
+                    stop = True
                     break
                 batch.append(more)
-            self._commit(batch)
+            metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
+            # A request whose caller gave up while it was queued is dropped here;
+            # from this point on no caller can cancel, so outcomes stay honest.
+            started = [p for p in batch if p.result.set_running_or_notify_cancel()]
+            if started:
+                self._committing = len(started)
+                self._commit_isolated(started)
+                self._committing = 0
+            if stop:
+                self._drain()
+                return
 
-    def _commit(self, batch: list[_Pending]) -> None:
+    def _drain(self) -> None:
+        """At shutdown, commit whatever was queued before ``close``."""
+        while True:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if more is not None and more.result.set_running_or_notify_cancel():
+                self._commit_isolated([more])
+
+    def _commit_isolated(self, batch: list[_Pending]) -> None:
+        """Commit the batch; if the transaction itself fails, retry each request alone.
+
+        A failure that no savepoint caught (a row the bulk insert rejects, for
+        one) would otherwise fail every request in the batch for one bad one.
+        Nothing of the failed transaction committed, so retrying is safe. An
+        outage fails the batch at once instead: retrying it request by request
+        would only make each caller wait longer for the same answer.
+        """
+        failure = self._commit(batch)
+        if failure is not None and len(batch) > 1 and _one_request_could_cause(failure):
+            for pending in batch:
+                alone = self._commit([pending])
+                if alone is not None:
+                    pending.result.set_exception(alone)
+            return
+        if failure is not None:
+            for pending in batch:
+                pending.result.set_exception(failure)
+
+    def _commit(self, batch: list[_Pending]) -> BaseException | None:
+        """One transaction for the batch: sets each request's outcome, or returns why all failed."""
         outcomes: dict[int, list[int] | BaseException] = {}
+        rows = _Rows()
+        committing = False
+        began = time.perf_counter()
         try:
             with self._sessions.begin() as session:
                 state, tree = self._locked_head(session)
-                rows = _Rows()
                 for position, pending in enumerate(batch):
                     outcomes[position] = self._apply(session, tree, rows, pending)
                 # The batch's entries and nodes go in as two bulk inserts.
@@ -109,21 +220,42 @@ class Sequencer:
                 if rows.nodes:
                     session.execute(insert(MerkleNode), rows.nodes)
                 state.size, state.root, state.frontier = tree.size, tree.root(), tree.to_bytes()
-            self._checkpoints.publish(tree.size, tree.root())
+                committing = True
         except WeightgateError as exc:
-            outcomes = dict.fromkeys(range(len(batch)), exc)
+            return exc
         except (SQLAlchemyError, OSError) as exc:
-            failure = Unavailable("the audit log cannot be written; nothing was granted")
-            failure.__cause__ = exc
-            outcomes = dict.fromkeys(range(len(batch)), failure)
-        except BaseException as exc:
-            outcomes = dict.fromkeys(range(len(batch)), exc)
+            # A connection lost during COMMIT leaves the outcome in doubt: the
+            # server may have committed. Look before answering, so that no
+            # caller hears 503 for entries that are in the log.
+            if not (committing and self._landed(rows)):
+                failure = Unavailable("the audit log cannot be written; nothing was granted")
+                failure.__cause__ = exc
+                return failure
+        except Exception as exc:
+            return exc
+        metrics.AUDIT_COMMIT_SECONDS.observe(time.perf_counter() - began)
+        metrics.AUDIT_BATCH_SIZE.observe(len(batch))
         for position, pending in enumerate(batch):
-            outcome = outcomes.get(position, Unavailable("the audit log cannot be written"))
+            outcome = outcomes[position]
             if isinstance(outcome, BaseException):
                 pending.result.set_exception(outcome)
             else:
                 pending.result.set_result(outcome)
+        return None
+
+    def _landed(self, rows: _Rows) -> bool:
+        """Whether the batch's last entry is stored, byte for byte (False if unreadable)."""
+        if not rows.entries:
+            return False
+        last = rows.entries[-1]
+        try:
+            with self._sessions() as session:
+                stored = session.scalar(
+                    select(AuditEntry.leaf_hash).where(AuditEntry.idx == last["idx"])
+                )
+        except SQLAlchemyError:
+            return False
+        return stored is not None and bytes(stored) == last["leaf_hash"]
 
     def _apply(
         self, session: Session, tree: CompactRange, rows: _Rows, pending: _Pending
@@ -167,22 +299,8 @@ class Sequencer:
                 for level, node, digest in tree.append(leaf)
                 if level > 0
             )
-            actor = _mapping(event.get("actor"))
-            decision = _mapping(event.get("decision"))
             rows.entries.append(
-                {
-                    "idx": index,
-                    "entry": entry,
-                    "leaf_hash": leaf,
-                    "event": str(event["event"]),
-                    "subject": actor.get("subject"),
-                    "org_id": actor.get("org"),
-                    "model_id": event.get("model"),
-                    "decision": decision.get("effect"),
-                    "country": actor.get("country"),
-                    "tier": decision.get("tier"),
-                    "time": datetime.fromisoformat(str(event["time"])),
-                }
+                {"idx": index, "entry": entry, "leaf_hash": leaf, **indexed_columns(event)}
             )
             indices.append(index)
         return indices
@@ -204,16 +322,33 @@ class Sequencer:
             raise IntegrityError("the audit tree head is corrupted; refusing to append") from None
         if tree.root() != state.root:
             raise IntegrityError("the audit tree head is corrupted; refusing to append")
-        signed = self._checkpoints.verified_latest()
-        if signed is not None and (
-            signed.size > tree.size or (signed.size == tree.size and signed.root != tree.root())
-        ):
-            raise IntegrityError(
-                f"the audit tree head (size {tree.size}) contradicts the signed checkpoint "
-                f"of size {signed.size}; refusing to append"
-            )
+        newest = session.scalars(
+            select(SignedCheckpoint).order_by(SignedCheckpoint.size.desc()).limit(1)
+        ).one_or_none()
+        if newest is not None:
+            signed = self._verified_checkpoint(newest)
+            if signed.size > tree.size or (signed.size == tree.size and signed.root != tree.root()):
+                raise IntegrityError(
+                    f"the audit tree head (size {tree.size}) contradicts the signed checkpoint "
+                    f"of size {signed.size}; refusing to append"
+                )
         return state, tree
 
+    def _verified_checkpoint(self, row: SignedCheckpoint) -> Checkpoint:
+        """The row's checkpoint, its signature checked once per new checkpoint (not per batch)."""
+        if self._verified is not None and self._verified[0] == row.note:
+            return self._verified[1]
+        signed = self._verify_note(row.note)
+        if signed.size != row.size or signed.root != row.root:
+            raise IntegrityError(f"the checkpoint row of size {row.size} does not match its note")
+        self._verified = (row.note, signed)
+        return signed
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+
+def _one_request_could_cause(failure: BaseException) -> bool:
+    """Whether a batch's failure may come from one request's data rather than an outage."""
+    if isinstance(failure, WeightgateError):
+        # Rows the database refused (too long, a broken constraint) are data;
+        # a lost connection, a lock timeout or a bad tree head are not.
+        return isinstance(failure.__cause__, DataError | DatabaseIntegrityError)
+    return True  # a request whose event cannot even be sequenced

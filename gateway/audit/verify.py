@@ -2,7 +2,10 @@
 
 It recomputes every leaf and the root at every size, checks the indices run
 0, 1, 2, ... with each entry naming its own index and the log's origin, and
-checks every signed checkpoint against the root recomputed at its size. Pure:
+checks every signed checkpoint (those in the database, and those anchored
+outside it) against the root recomputed at its size. Entries newer than the
+newest checkpoint are not a finding: checkpoints are published on an
+interval, so a live log always has such a tail; the report counts them. Pure:
 rows, checkpoints and a public key in, a report out.
 """
 
@@ -14,10 +17,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.pool import AsyncResult
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit import checkpoint
+from gateway.audit.anchors import AnchoredCheckpoint
+from gateway.audit.columns import mismatch
 from gateway.audit.log import StoredEntry
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.errors import IntegrityError
@@ -33,12 +39,18 @@ class Problem:
 @dataclass
 class Report:
     size: int = 0
-    checkpoints: int = 0
+    checkpoints: int = 0  # signed checkpoints checked, database and anchors together
+    anchored: int = 0  # of which were read from the anchor store
+    unsigned: int = 0  # newest entries no checkpoint covers yet (the publication interval)
     problems: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+# Signed checkpoints waiting for the tree to reach their size, with where each was read.
+_Pending = dict[int, list[tuple[checkpoint.Checkpoint, str]]]
 
 
 def verify_log(
@@ -48,6 +60,7 @@ def verify_log(
     public_key: Ed25519PublicKey,
     checkpoint_notes: Iterable[str],
     state: tuple[int, bytes],
+    anchored: Iterable[AnchoredCheckpoint] = (),
     start: CompactRange | None = None,
     workers: int = 1,
 ) -> Report:
@@ -58,23 +71,28 @@ def verify_log(
     does not depend on an entry's neighbours.
     """
     report = Report()
-    pending: dict[int, checkpoint.Checkpoint] = {}
-    for note in checkpoint_notes:
+    pending: _Pending = {}
+    sources = [
+        *((note, "the database") for note in checkpoint_notes),
+        *((anchor.note, anchor.where) for anchor in anchored),
+    ]
+    for note, where in sources:
         try:
             signed = checkpoint.verify(note, origin, public_key)
         except IntegrityError as exc:
-            report.problems.append(Problem(None, "bad-signature", str(exc)))
+            report.problems.append(Problem(None, "bad-signature", f"{exc} (in {where})"))
             continue
         if signed.origin != origin:
             report.problems.append(
-                Problem(None, "bad-signature", f"checkpoint is for another log ({signed.origin})")
+                Problem(None, "bad-signature", f"checkpoint in {where} is for another log")
             )
             continue
-        pending[signed.size] = signed
+        pending.setdefault(signed.size, []).append((signed, where))
+        report.anchored += where != "the database"
     # A copy: the caller's trusted tree stays as it was.
     tree = CompactRange.from_bytes(start.size, start.to_bytes()) if start else CompactRange()
     pending = {size: signed for size, signed in pending.items() if size >= tree.size}
-    report.checkpoints = len(pending)
+    report.checkpoints = sum(len(signed) for signed in pending.values())
     newest_signed = max(pending, default=tree.size)
 
     verified_up_to = [tree.size]
@@ -94,17 +112,7 @@ def verify_log(
         if tree.size in pending:
             _check_checkpoint(tree, pending, report, verified_up_to)
     report = _finish(report, tree, pending, state, structural=False)
-    if report.ok and tree.size > newest_signed:
-        # Entries no signature covers could have been written by anyone with
-        # database access; the gateway checkpoints every batch it commits.
-        report.problems.append(
-            Problem(
-                newest_signed,
-                "inserted",
-                f"entries {newest_signed}..{tree.size - 1} are not covered by any signed "
-                "checkpoint",
-            )
-        )
+    report.unsigned = max(0, tree.size - newest_signed)
     return report
 
 
@@ -114,7 +122,9 @@ def verify_log(
 _Inspected = tuple[bytes, object, str | None, str]
 
 
-def _inspect(entry: bytes, stored_leaf: bytes, origin: str) -> _Inspected:
+def _inspect(
+    entry: bytes, stored_leaf: bytes, origin: str, columns: tuple[Any, ...] | None = None
+) -> _Inspected:
     leaf = leaf_hash(entry)
     if leaf != stored_leaf:
         return leaf, None, "modified", "does not match its leaf hash"
@@ -127,11 +137,17 @@ def _inspect(entry: bytes, stored_leaf: bytes, origin: str) -> _Inspected:
         return leaf, None, "modified", "is not canonical JSON"
     if data.get("origin") != origin:
         return leaf, None, "inserted", "belongs to another log"
+    if columns is not None and (column := mismatch(data, columns)) is not None:
+        # The entry is intact but its filter column lies: a query on that
+        # column would hide it from a reviewer.
+        return leaf, None, "modified", f"has a {column} column that does not match it"
     return leaf, data.get("index"), None, ""
 
 
-def _inspect_chunk(chunk: list[tuple[bytes, bytes]], origin: str) -> list[_Inspected]:
-    return [_inspect(entry, leaf, origin) for entry, leaf in chunk]
+def _inspect_chunk(
+    chunk: list[tuple[bytes, bytes, tuple[Any, ...] | None]], origin: str
+) -> list[_Inspected]:
+    return [_inspect(entry, leaf, origin, columns) for entry, leaf, columns in chunk]
 
 
 def _inspected(
@@ -139,11 +155,11 @@ def _inspected(
 ) -> Iterator[tuple[StoredEntry, _Inspected]]:
     if workers <= 1:
         for row in rows:
-            yield row, _inspect(row.entry, row.leaf_hash, origin)
+            yield row, _inspect(row.entry, row.leaf_hash, origin, row.columns)
         return
     chunks = _chunks(rows, 20_000)
     with get_context("spawn").Pool(workers) as pool:
-        batches = ((chunk, [(r.entry, r.leaf_hash) for r in chunk]) for chunk in chunks)
+        batches = ((chunk, [(r.entry, r.leaf_hash, r.columns) for r in chunk]) for chunk in chunks)
         pending: deque[tuple[list[StoredEntry], AsyncResult[list[_Inspected]]]] = deque()
         for chunk, payload in batches:
             pending.append((chunk, pool.apply_async(_inspect_chunk, (payload, origin))))
@@ -186,38 +202,36 @@ def _check_row(row: StoredEntry, inspected: _Inspected, expected: int) -> Proble
 
 
 def _check_checkpoint(
-    tree: CompactRange,
-    pending: dict[int, checkpoint.Checkpoint],
-    report: Report,
-    verified_up_to: list[int],
+    tree: CompactRange, pending: _Pending, report: Report, verified_up_to: list[int]
 ) -> None:
-    """Compare the recomputed root with a checkpoint signed at this size, if any.
+    """Compare the recomputed root with every checkpoint signed at this size, if any.
 
     A mismatch means an entry between the last matching checkpoint and this
-    one was changed (even with its stored leaf hash recomputed); with a
-    checkpoint per batch that names the batch, and usually the entry.
+    one was changed (even with its stored leaf hash recomputed).
     """
-    signed = pending.pop(tree.size, None)
-    if signed is None:
-        return
-    if signed.root == tree.root():
-        verified_up_to[0] = tree.size
-        return
-    first = verified_up_to[0]
-    report.problems.append(
-        Problem(
-            first,
-            "modified",
-            f"entries {first}..{tree.size - 1} do not match the checkpoint signed at size "
-            f"{tree.size}",
+    root = tree.root()
+    matched = True
+    for signed, where in pending.pop(tree.size, []):
+        if signed.root == root:
+            continue
+        matched = False
+        first = verified_up_to[0]
+        report.problems.append(
+            Problem(
+                first,
+                "modified",
+                f"entries {first}..{tree.size - 1} do not match the checkpoint signed at size "
+                f"{tree.size} (in {where})",
+            )
         )
-    )
+    if matched:
+        verified_up_to[0] = tree.size
 
 
 def _finish(
     report: Report,
     tree: CompactRange,
-    pending: dict[int, checkpoint.Checkpoint],
+    pending: _Pending,
     state: tuple[int, bytes],
     *,
     structural: bool,
@@ -226,13 +240,15 @@ def _finish(
     if structural:
         return report
     for size in sorted(pending):
-        report.problems.append(
-            Problem(
-                tree.size,
-                "truncated",
-                f"the log has {tree.size} entries but a signed checkpoint covers {size}",
+        for _, where in pending[size]:
+            report.problems.append(
+                Problem(
+                    tree.size,
+                    "truncated",
+                    f"the log has {tree.size} entries but a checkpoint signed at size {size} "
+                    f"(in {where}) covers more",
+                )
             )
-        )
     state_size, state_root = state
     if state_size != tree.size or state_root != tree.root():
         report.problems.append(

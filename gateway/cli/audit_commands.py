@@ -7,7 +7,7 @@ import csv
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,11 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway.audit import checkpoint
-from gateway.cli.common import operator_services
-from gateway.errors import IntegrityError, InvalidInput
+from gateway.cli.common import literal, operator_services
+from gateway.errors import IntegrityError, InvalidInput, Unavailable
 
 if TYPE_CHECKING:
-    from gateway.audit.log import StoredEntry
+    from gateway.audit.anchors import AnchoredCheckpoint, AnchorStore
+    from gateway.audit.log import AuditLog, StoredEntry
 
 console = Console(soft_wrap=True)
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
@@ -44,12 +45,30 @@ def verify(
         Path | None,
         typer.Option("--from", help="A checkpoint you trust: verify only what came after it."),
     ] = None,
+    anchors: Annotated[
+        str | None,
+        typer.Option(
+            help="Anchor store to check the log against: file://DIR, s3://BUCKET or "
+            "s3://BUCKET/PREFIX (default: WEIGHTGATE_CHECKPOINT_ANCHOR, else "
+            "$WEIGHTGATE_HOME/checkpoints).",
+        ),
+    ] = None,
 ) -> None:
-    """Recompute the log and check every signed checkpoint; non-zero exit on any failure."""
+    """Recompute the log, check every signed and anchored checkpoint; non-zero exit on failure."""
+    from gateway.audit.anchors import open_anchor_store
     from gateway.audit.verify import frontier_nodes, trusted_start, verify_log
 
     services = operator_services()
     audit, public_key = services.audit, services.keys.audit_signer.public_key()
+    anchor_store = (
+        services.anchors
+        if anchors is None
+        else open_anchor_store(
+            anchors,
+            clock=services.clock,
+            s3_endpoint_url=services.settings.s3_endpoint_url,
+        )
+    )
     start = None
     if since is not None:
         try:
@@ -66,6 +85,7 @@ def verify(
         origin=audit.origin,
         public_key=public_key,
         checkpoint_notes=audit.checkpoint_notes(),
+        anchored=_anchored(anchor_store, explicit=anchors is not None, audit=audit),
         state=state,
         start=start,
         workers=min(4, os.cpu_count() or 1),
@@ -82,8 +102,28 @@ def verify(
         else (f"{report.size} entries")
     )
     console.print(
-        f"[green]ok[/]: {scope}, {report.checkpoints} signed checkpoints verified", highlight=False
+        f"[green]ok[/]: {scope}, {report.checkpoints} signed checkpoints verified "
+        f"({report.anchored} of them anchored at {anchor_store.location})",
+        highlight=False,
     )
+    if report.unsigned:
+        console.print(
+            f"{report.unsigned} newest entries are not yet covered by a checkpoint "
+            f"(one is published every {services.settings.checkpoint_interval:g} s)",
+            highlight=False,
+        )
+
+
+def _anchored(store: AnchorStore, *, explicit: bool, audit: AuditLog) -> list[AnchoredCheckpoint]:
+    """Every anchored checkpoint; none yet is fine only where none was ever published."""
+    try:
+        return list(store.checkpoints())
+    except Unavailable:
+        # The default directory appears with the first checkpoint. Missing
+        # while the database holds checkpoints, it was removed: a finding.
+        if explicit or audit.checkpoints.newest() is not None:
+            raise
+        return []
 
 
 @app.command("prove")
@@ -93,11 +133,8 @@ def prove(index: Annotated[int, typer.Argument(min=0, metavar="INDEX")]) -> None
 
     services = operator_services()
     audit = services.audit
-    note = audit.latest_checkpoint()
-    if note is None:
-        raise InvalidInput("the audit log is empty")
-    size = checkpoint.verify(note, audit.origin, services.keys.audit_signer.public_key()).size
-    leaf, path = audit.inclusion_proof(index, size)
+    note, leaf, path = audit.receipt_material(index)
+    size = checkpoint.verify(note, audit.origin, audit.public_key).size
     text = format_receipt(index, path, note)
     verify_receipt(parse_receipt(text), leaf, audit.origin, services.keys.audit_signer.public_key())
     typer.echo(text, nl=False)
@@ -163,7 +200,9 @@ def _when(value: str | None, flag: str) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{flag} must be an ISO 8601 date or time, not {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.astimezone()
+    # Without an offset a time is UTC, as the log stores it: never the local
+    # zone of whichever machine a reviewer happens to run this on.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command("query")
@@ -177,8 +216,12 @@ def query(
     tier: Annotated[
         int | None, typer.Option(min=1, max=3, help="Only this effective tier.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time (ISO 8601; UTC unless an offset is given).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Before this time (ISO 8601; UTC unless an offset is given).")
+    ] = None,
     after: Annotated[int, typer.Option(min=-1, help="Only entries after this index.")] = -1,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
         OutputFormat.TABLE
@@ -270,5 +313,5 @@ def _print(rows: list[StoredEntry], output: OutputFormat) -> None:
         )
         for row in rows:
             flat = to_csv_row(row)
-            table.add_row(*(str(flat[i]) for i in (0, 1, 2, 3, 4, 6, 8, 9, 10)))
+            table.add_row(*(literal(flat[i]) for i in (0, 1, 2, 3, 4, 6, 8, 9, 10)))
         console.print(table)

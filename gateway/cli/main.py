@@ -18,6 +18,7 @@ EXIT_STATUS: dict[type[errors.WeightgateError], int] = {
     errors.InvalidInput: 2,
     errors.Unauthenticated: 3,
     errors.Forbidden: 3,
+    errors.NotYetCovered: 7,
     errors.NotFound: 4,
     errors.Conflict: 5,
     errors.Gone: 6,

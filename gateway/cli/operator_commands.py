@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli.common import operator_context, operator_services
+from gateway.cli.common import literal, operator_context, operator_services
 from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.crypto.keyring import init_keys
@@ -95,7 +95,7 @@ def orgs_add(
         context=operator_context(),
     )
     parent = f", parent HQ {org.parent_hq}" if org.parent_hq else ""
-    console.print(f"registered {org.id} ({org.name}), HQ {org.hq}{parent}")
+    console.print(literal(f"registered {org.id} ({org.name}), HQ {org.hq}{parent}"))
 
 
 @orgs_app.command("list")
@@ -103,7 +103,9 @@ def orgs_list() -> None:
     """List registered organisations."""
     table = Table("id", "name", "hq", "parent hq", "aliases")
     for org in operator_services().catalog.orgs():
-        table.add_row(org.id, org.name, org.hq, org.parent_hq or "-", ", ".join(org.aliases))
+        table.add_row(
+            *map(literal, (org.id, org.name, org.hq, org.parent_hq or "-", ", ".join(org.aliases)))
+        )
     console.print(table)
 
 
@@ -155,11 +157,16 @@ def models_list() -> None:
     table = Table("model", "eccn", "basis", "training ops", "revisions")
     for model in operator_services().catalog.models():
         table.add_row(
-            model.id,
-            model.eccn.value,
-            model.classification_basis,
-            model.training_ops or "-",
-            ", ".join(model.revisions),
+            *map(
+                literal,
+                (
+                    model.id,
+                    model.eccn.value,
+                    model.classification_basis,
+                    model.training_ops or "-",
+                    ", ".join(model.revisions),
+                ),
+            )
         )
     console.print(table)
 
@@ -167,22 +174,46 @@ def models_list() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Processes to serve with, on one database and one audit log."
+        ),
+    ] = 1,
 ) -> None:
-    """Run the gateway."""
-    import uvicorn
-
+    """Run the gateway (N processes with --workers; SIGHUP re-reads the pack with one)."""
     from gateway.api.app import create_app
+    from gateway.api.server import listening_socket, run_single, run_workers
 
+    sock = listening_socket(host, port)
+    # Built here first whatever the worker count: configuration mistakes fail
+    # once, clearly, and the schema is migrated before any worker starts.
     services = operator_services()
+    stderr = Console(stderr=True, soft_wrap=True)
     if services.trusts_dev_issuer:
-        Console(stderr=True).print(
+        stderr.print(
             "[bold yellow]warning:[/] the development token issuer is trusted; delete "
             f"{services.settings.keys_dir / dev_issuer.JWKS_FILE} in production",
-            soft_wrap=True,
         )
-    services.policy.record_in_force(operator_context())
-    _reload_on_sighup(services)
-    uvicorn.run(create_app(services), host=host, port=port, log_level="info")
+    _report_policy(services, stderr)
+    if workers == 1:
+        _reload_on_sighup(services)
+        run_single(create_app(services, owns_services=True), sock)
+        return
+    services.close()
+    run_workers(sock, workers)
+
+
+def _report_policy(services: Services, stderr: Console) -> None:
+    established = services.policy.establish(operator_context())
+    in_force, configured = established.in_force, established.configured
+    if in_force.sha256 != configured.sha256:
+        stderr.print(
+            f"[bold yellow]warning:[/] WEIGHTGATE_POLICY names {configured.name} "
+            f"{configured.version}, but every replica enforces {in_force.name} "
+            f"{in_force.version}, recorded in the database; switch with "
+            "`POST /v1/policy/reload` (or SIGHUP to a single-process gateway)",
+        )
 
 
 def _reload_on_sighup(services: Services) -> None:

@@ -102,24 +102,30 @@ _PACK_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 def load_pack(name_or_path: str, *, search_dir: Path | None = None) -> PolicyPack:
     """Load a pack: a ``.toml`` path, a name in ``search_dir``, or a shipped pack's name."""
+    raw, source = read_pack(name_or_path, search_dir=search_dir)
+    return parse_pack(raw, source=source)
+
+
+def read_pack(name_or_path: str, *, search_dir: Path | None = None) -> tuple[bytes, str]:
+    """A pack's bytes (unparsed) and where they came from, found as ``load_pack`` finds it."""
     if name_or_path.endswith(".toml"):
-        return _load_file(Path(name_or_path))
+        return _read_file(Path(name_or_path)), name_or_path
     if not _PACK_NAME.fullmatch(name_or_path):
         raise InvalidInput(f"{name_or_path!r} is not a policy pack name")
     if search_dir is not None and (search_dir / f"{name_or_path}.toml").is_file():
-        return _load_file(search_dir / f"{name_or_path}.toml")
+        path = search_dir / f"{name_or_path}.toml"
+        return _read_file(path), str(path)
     resource = resources.files("gateway.policy").joinpath(f"packs/{name_or_path}.toml")
     if not resource.is_file():
         raise InvalidInput(f"no policy pack named {name_or_path!r}")
-    return parse_pack(resource.read_bytes(), source=name_or_path)
+    return resource.read_bytes(), name_or_path
 
 
-def _load_file(path: Path) -> PolicyPack:
+def _read_file(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read policy pack {path}: {exc.strerror}") from None
-    return parse_pack(raw, source=str(path))
 
 
 def parse_pack(raw: bytes, *, source: str) -> PolicyPack:

@@ -17,13 +17,34 @@ from gateway.errors import Unavailable
 T = TypeVar("T")
 
 
+# How long a write transaction may run (waiting for the tree-state lock included)
+# before PostgreSQL aborts it: an audit batch that has begun always ends, one way
+# or the other, within this bound, and its callers learn which.
+WRITE_TIMEOUT_MS = 10_000
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            # One connection per request thread (AnyIO runs 40): a request never
+            # waits for a connection, and none is reopened (with its PRAGMAs) per read.
+            pool_size=48,
+            max_overflow=16,
+        )
         _make_sqlite_durable(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+        _bound_postgres_writes(engine)
     return engine
+
+
+def _bound_postgres_writes(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("writer", False):
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {WRITE_TIMEOUT_MS}")
 
 
 def _make_sqlite_durable(engine: Engine) -> None:
@@ -48,11 +69,29 @@ def _make_sqlite_durable(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN DEFERRED")
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; every replica may call this at start."""
+# Any constant both replicas agree on: the key of PostgreSQL's advisory lock for migrations.
+MIGRATION_LOCK = 0x77676D69  # "wgmi"
+
+
+def migrate(engine: Engine, *, checkpoint_dir: Path | None = None) -> None:
+    """Bring the schema to the newest revision, once, however many replicas start together.
+
+    The upgrade runs in one transaction that first takes a lock every replica
+    contends for (a PostgreSQL advisory lock; SQLite's write lock), so the
+    first replica migrates and the others find the schema at head. DDL is
+    transactional on both, so a replica killed mid-migration leaves nothing
+    half-done. ``checkpoint_dir`` is the pre-0006 checkpoint directory, which
+    that revision imports.
+    """
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    with engine.begin() as connection:
+    config.attributes["checkpoint_dir"] = checkpoint_dir
+    # On SQLite the write lock (BEGIN IMMEDIATE) is the lock; PostgreSQL takes
+    # an advisory one, without the audit writer's statement timeout.
+    sqlite = engine.dialect.name == "sqlite"
+    with (engine.execution_options(writer=True) if sqlite else engine).begin() as connection:
+        if not sqlite:
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

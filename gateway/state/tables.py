@@ -76,6 +76,8 @@ class Grant(Base):
     __tablename__ = "grants"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Who holds it is (issuer, subject): two trusted issuers may both have an "anna".
+    issuer: Mapped[str | None] = mapped_column(String(512))  # NULL only for grants before 0007
     subject: Mapped[str] = mapped_column(String(256))
     org_id: Mapped[str] = mapped_column(String(64))
     model_id: Mapped[str] = mapped_column(String(128))
@@ -176,3 +178,36 @@ class SeenToken(Base):
 
     digest: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SignedCheckpoint(Base):
+    """A checkpoint the publisher signed, with any witness cosignatures appended to its note.
+
+    The newest row is what a new tree head must extend: one lookup, whatever
+    the log's age.
+    """
+
+    __tablename__ = "checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PolicyInForce(Base):
+    """The single row naming the pack every process enforces, with the pack's own text.
+
+    Keeping the text (not just a name) means every replica enforces the same
+    bytes, whatever pack files its own disk holds.
+    """
+
+    __tablename__ = "policy_in_force"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spec: Mapped[str] = mapped_column(String(512))  # the name or path it was loaded from
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    sha256: Mapped[str] = mapped_column(String(64))
+    source: Mapped[bytes] = mapped_column(LargeBinary)
+    switched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

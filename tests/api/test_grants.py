@@ -345,7 +345,8 @@ def test_policy_explain_endpoint_uses_the_shared_decision_shape(
 
 def test_health_readiness_and_catalog(http: httpx.Client, catalog_ready: Services) -> None:
     assert http.get("/healthz").json() == {"status": "ok"}
-    assert http.get("/readyz").json() == {"database": "ok", "storage": "ok", "keys": "ok"}
+    ready = {"database": "ok", "storage": "ok", "keys": "ok", "checkpoints": "ok"}
+    assert http.get("/readyz").json() == ready
     models = http.get("/v1/models", headers=_auth(mint(catalog_ready))).json()["models"]
     assert models == [
         {
@@ -357,5 +358,13 @@ def test_health_readiness_and_catalog(http: httpx.Client, catalog_ready: Service
             "revisions": [REVISION],
         }
     ]
-    assert http.get("/v1/audit/checkpoint").text.startswith("weightgate.local/audit\n")
+    # Appends sign nothing: until a publication round there is no checkpoint to serve.
+    assert http.get("/v1/audit/checkpoint").status_code == 404
+    published = catalog_ready.publisher.publish()
+    assert published is not None
+    served = http.get("/v1/audit/checkpoint").text
+    assert served == published.note
+    assert served.startswith("weightgate.local/audit\n")
+    # This process now holds the publisher role, and readiness says so.
+    assert http.get("/readyz").json() == {**ready, "checkpoints": "publishing"}
     assert "python_info" in http.get("/metrics").text

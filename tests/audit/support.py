@@ -7,26 +7,27 @@ hash they like), but they do not hold the audit signing key.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
 from gateway.audit import checkpoint
+from gateway.audit.columns import indexed_columns
 from gateway.audit.events import build_event
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.audit.verify import Report, verify_log
 from gateway.bootstrap import Services
 from gateway.canonical import canonical_json
-from gateway.state.tables import AuditEntry, TreeState
+from gateway.state.tables import AuditEntry, MerkleNode, SignedCheckpoint, TreeState
 from tests.conftest import MODEL, operator
 
 SINGLE_APPENDS = 20
 BATCH = 10
 FILLED = SINGLE_APPENDS + BATCH
-# One signed checkpoint per append: sizes 1..20, then 30 for the batch.
+# One signed checkpoint published after each append: sizes 1..20, then 30 for the batch.
 FILLED_CHECKPOINTS = SINGLE_APPENDS + 1
 
 
@@ -52,12 +53,25 @@ def decision_event(services: Services, number: int, *, effect: str = "deny") -> 
     )
 
 
+def append_and_publish(services: Services, events: list[dict[str, Any]]) -> list[int]:
+    """Append ``events``, then run one publication round so a checkpoint covers them."""
+    indices = services.audit.append(events)
+    published = services.publisher.publish()
+    assert published is not None and published.size == indices[-1] + 1
+    return indices
+
+
 def fill(services: Services) -> None:
-    """Twenty single appends, then one batch of ten: 30 entries, 21 checkpoints."""
+    """Twenty single appends, then one batch of ten: 30 entries, 21 checkpoints.
+
+    Appends no longer sign; a publication round after each one gives the log
+    a checkpoint at every size 1..20 and at 30, so a tampered entry is always
+    under a signature close to it.
+    """
     for number in range(SINGLE_APPENDS):
-        services.audit.append([decision_event(services, number)])
-    services.audit.append(
-        [decision_event(services, number) for number in range(SINGLE_APPENDS, FILLED)]
+        append_and_publish(services, [decision_event(services, number)])
+    append_and_publish(
+        services, [decision_event(services, number) for number in range(SINGLE_APPENDS, FILLED)]
     )
 
 
@@ -84,10 +98,18 @@ def row(services: Services, idx: int) -> Row:
 
 
 def overwrite(services: Services, idx: int, entry: bytes, leaf: bytes) -> None:
+    """Store ``entry`` and ``leaf`` at ``idx``, with the filter columns brought in line.
+
+    The forger keeps the indexed columns (subject, decision, ...) agreeing with
+    the bytes they wrote, so only hashes and signatures can give the change
+    away; columns that lie are drilled in ``test_column_integrity``.
+    """
+    values: dict[str, Any] = {"entry": entry, "leaf_hash": leaf}
+    # Bytes that are not an event at all leave the columns as they were.
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        values.update(indexed_columns(json.loads(entry)))
     with services.engine.begin() as connection:
-        connection.execute(
-            update(AuditEntry).where(AuditEntry.idx == idx).values(entry=entry, leaf_hash=leaf)
-        )
+        connection.execute(update(AuditEntry).where(AuditEntry.idx == idx).values(**values))
 
 
 def rewrite_entry(services: Services, idx: int, **changes: Any) -> None:
@@ -106,20 +128,12 @@ def delete_where(services: Services, *, first: int, last: int | None = None) -> 
 
 
 def insert_forged(services: Services, idx: int, event: dict[str, Any]) -> None:
-    """A valid-looking entry: right index, right origin, canonical, matching leaf hash."""
+    """A valid-looking entry: right index, right origin, canonical, matching hash and columns."""
     entry = canonical_json({**event, "index": idx, "origin": services.audit.origin})
     with services.engine.begin() as connection:
         connection.execute(
             insert(AuditEntry).values(
-                idx=idx,
-                entry=entry,
-                leaf_hash=leaf_hash(entry),
-                event=str(event["event"]),
-                subject=None,
-                org_id=None,
-                model_id=None,
-                decision=None,
-                time=services.clock.now(),
+                idx=idx, entry=entry, leaf_hash=leaf_hash(entry), **indexed_columns(event)
             )
         )
 
@@ -137,14 +151,35 @@ def rewrite_head(services: Services) -> None:
         )
 
 
-def checkpoint_files(services: Services) -> dict[int, Path]:
-    """The stored checkpoint files by the size they sign."""
-    directory = services.settings.home / "checkpoints"
-    public_key = services.keys.audit_signer.public_key()
-    found = {}
-    for path in sorted(directory.glob("*.txt")):
-        signed = checkpoint.verify(
-            path.read_text(encoding="utf-8"), services.audit.origin, public_key
+def rewrite_nodes(services: Services) -> None:
+    """Recompute every stored subtree hash from whatever rows are now stored, as a forger would."""
+    tree = CompactRange()
+    nodes: list[dict[str, Any]] = []
+    for stored in rows(services):
+        nodes.extend(
+            {"level": level, "idx": index, "hash": digest}
+            for level, index, digest in tree.append(stored.leaf_hash)
+            if level > 0
         )
-        found[signed.size] = path
-    return found
+    with services.engine.begin() as connection:
+        connection.execute(delete(MerkleNode))
+        if nodes:
+            connection.execute(insert(MerkleNode), nodes)
+
+
+def signed_checkpoint(services: Services, size: int) -> checkpoint.Checkpoint:
+    """The checkpoint row of ``size`` in the database, its signature checked."""
+    note = services.audit.checkpoints.note_at(size)
+    assert note is not None, f"no checkpoint of size {size} in the database"
+    return checkpoint.verify(note, services.audit.origin, services.keys.audit_signer.public_key())
+
+
+def replace_checkpoint(services: Services, size: int, note: str, root: bytes) -> None:
+    """Overwrite the checkpoint row of ``size`` by SQL, its root column to match the note."""
+    with services.engine.begin() as connection:
+        result = connection.execute(
+            update(SignedCheckpoint)
+            .where(SignedCheckpoint.size == size)
+            .values(note=note, root=root)
+        )
+        assert result.rowcount == 1

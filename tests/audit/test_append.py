@@ -22,10 +22,19 @@ from gateway.audit import checkpoint
 from gateway.audit.log import AuditLog
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.bootstrap import Services
-from gateway.errors import Conflict, Unavailable, WeightgateError
+from gateway.errors import Conflict, IntegrityError, Unavailable, WeightgateError
 from gateway.state.database import make_engine, session_factory
 from gateway.state.tables import Organisation, TreeState
-from tests.audit.support import decision_event, rows, verify
+from tests.audit.support import (
+    append_and_publish,
+    decision_event,
+    insert_forged,
+    rewrite_entry,
+    rewrite_head,
+    rewrite_nodes,
+    rows,
+    verify,
+)
 from tests.conftest import operator
 
 
@@ -49,8 +58,17 @@ def snapshot(services: Services) -> Snapshot:
 
 
 def append_some(services: Services, count: int) -> None:
+    """``count`` single appends, each followed by a publication round (checkpoints 1..count)."""
     for number in range(count):
-        services.audit.append([decision_event(services, number)])
+        append_and_publish(services, [decision_event(services, number)])
+
+
+def signed_sizes(services: Services) -> list[int]:
+    public_key = services.keys.audit_signer.public_key()
+    return [
+        checkpoint.verify(note, services.audit.origin, public_key).size
+        for note in services.audit.checkpoint_notes()
+    ]
 
 
 def sibling_log(services: Services, engine: Engine) -> AuditLog:
@@ -58,8 +76,7 @@ def sibling_log(services: Services, engine: Engine) -> AuditLog:
     return AuditLog(
         session_factory(engine),
         origin=services.audit.origin,
-        signer=services.keys.audit_signer,
-        checkpoint_dir=services.settings.home / "checkpoints",
+        public_key=services.keys.audit_signer.public_key(),
     )
 
 
@@ -99,6 +116,8 @@ def test_indices_run_from_zero_without_gaps_across_single_and_batch_appends(
     for entry in stored:
         expected.append(leaf_hash(entry.entry))
     assert services.audit.tree_state() == (55, expected.root())
+    assert services.audit.latest_checkpoint() is None  # appends sign nothing themselves
+    services.publisher.publish()
     latest = services.audit.latest_checkpoint()
     assert latest is not None
     signed = checkpoint.verify(
@@ -119,15 +138,53 @@ def test_event_cannot_choose_its_own_index_or_origin(services: Services) -> None
     assert verify(services).ok
 
 
-def test_every_append_publishes_a_checkpoint_of_its_size(services: Services) -> None:
-    append_some(services, 3)
+def test_publisher_signs_the_current_size_only_when_the_tree_grew(services: Services) -> None:
+    assert services.publisher.publish() is None  # an empty log has nothing to sign
+    for number in range(3):
+        services.audit.append([decision_event(services, number)])
+    assert signed_sizes(services) == []  # appends move the head, nothing more
+
+    first = services.publisher.publish()
+    assert first is not None
+    assert first.size == 3
+    assert (first.size, first.root) == services.audit.tree_state()
+    assert services.publisher.publish() is None  # nothing grew: nothing signed
+    assert signed_sizes(services) == [3]
+
     services.audit.append([decision_event(services, n) for n in range(4)])
-    public_key = services.keys.audit_signer.public_key()
-    sizes = [
-        checkpoint.verify(note, services.audit.origin, public_key).size
-        for note in services.audit.checkpoint_notes()
-    ]
-    assert sizes == [1, 2, 3, 7]
+    second = services.publisher.publish()
+    assert second is not None
+    assert (second.size, second.root) == services.audit.tree_state()
+    assert signed_sizes(services) == [3, 7]
+    assert services.audit.latest_checkpoint() == second.note
+    # Every published note is also anchored outside the database, byte for byte.
+    anchored = [(a.size, a.note) for a in services.anchors.checkpoints()]
+    assert anchored == [(3, first.note), (7, second.note)]
+
+
+def test_publisher_never_signs_a_forked_history_grown_past_its_last_checkpoint(
+    services: Services,
+) -> None:
+    # DESIGN section 4: an attacker with the database rewrites entry 1 and
+    # recomputes every leaf, subtree and tree-head row, then grows the log so
+    # the head is larger than the signed size 3. The forged head is
+    # self-consistent, but no consistency proof leads from the signed root to
+    # it, so publication must refuse rather than sign the fork.
+    append_some(services, 3)
+    notes = services.audit.checkpoint_notes()
+    anchored = list(services.anchors.checkpoints())
+    rewrite_entry(services, 1, decision={"effect": "allow", "tier": 3, "reasons": []})
+    insert_forged(services, 3, decision_event(services, 3, effect="allow"))
+    rewrite_nodes(services)
+    rewrite_head(services)
+    assert services.audit.tree_state()[0] == 4
+
+    with pytest.raises(IntegrityError, match="does not extend size 3"):
+        services.publisher.publish()
+
+    assert services.audit.checkpoint_notes() == notes
+    assert list(services.anchors.checkpoints()) == anchored
+    assert services.publisher.status.failure is not None
 
 
 def test_change_runs_with_the_indices_being_committed(services: Services) -> None:
@@ -287,16 +344,22 @@ def test_concurrent_replicas_produce_one_sequence_without_gaps_or_duplicates(
     def batch_size(number: int, round_: int) -> int:
         return 1 + (number + round_) % 3
 
-    def replica(number: int) -> list[list[int]]:
+    def replica(number: int) -> tuple[list[list[int]], list[int]]:
         log = logs[number]
         start.wait()
-        return [
-            log.append([decision_event(services, number)] * batch_size(number, round_))
-            for round_ in range(APPENDS_PER_REPLICA)
-        ]
+        appended, published = [], []
+        for round_ in range(APPENDS_PER_REPLICA):
+            appended.append(
+                log.append([decision_event(services, number)] * batch_size(number, round_))
+            )
+            if number == 0 and (checkpoint_ := services.publisher.publish()) is not None:
+                published.append(checkpoint_.size)
+        return appended, published
 
     with ThreadPoolExecutor(max_workers=REPLICAS) as pool:
-        results = [f.result() for f in [pool.submit(replica, n) for n in range(REPLICAS)]]
+        outcomes = [f.result() for f in [pool.submit(replica, n) for n in range(REPLICAS)]]
+    results = [appended for appended, _ in outcomes]
+    signed = [published for _, published in outcomes]
 
     batches = [batch for per_replica in results for batch in per_replica]
     total = sum(
@@ -310,7 +373,18 @@ def test_concurrent_replicas_produce_one_sequence_without_gaps_or_duplicates(
         assert batch == list(range(batch[0], batch[0] + len(batch)))  # a batch is contiguous
     assert [r.idx for r in rows(services)] == list(range(total))
 
+    # Publication rounds ran while the replicas appended: every checkpoint
+    # they signed must still match the one sequence that resulted.
+    published = [size for per_replica in signed for size in per_replica]
+    final = services.publisher.publish()
+    if final is not None:
+        published.append(final.size)
+    assert sorted(published) == sorted(set(published))  # no size signed twice
+    assert max(published) == total
+    assert signed_sizes(services) == sorted(published)
+
     report = verify(services)
     assert report.ok, report.problems
     assert report.size == total
-    assert report.checkpoints == REPLICAS * APPENDS_PER_REPLICA
+    assert report.checkpoints == len(published)
+    assert report.unsigned == 0

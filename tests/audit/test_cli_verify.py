@@ -12,7 +12,14 @@ from typer.testing import CliRunner
 from gateway.bootstrap import Services
 from gateway.cli.main import EXIT_STATUS, app
 from gateway.errors import IntegrityError
-from tests.audit.support import FILLED, FILLED_CHECKPOINTS, delete_where, overwrite, row
+from tests.audit.support import (
+    FILLED,
+    FILLED_CHECKPOINTS,
+    decision_event,
+    delete_where,
+    overwrite,
+    row,
+)
 
 WEIGHTGATE = Path(sys.executable).with_name("weightgate")
 
@@ -41,7 +48,31 @@ def test_intact_log_verifies_in_process(filled: Services) -> None:
     result = CliRunner().invoke(app, ["audit", "verify"], env=environment(filled))
     assert result.exit_code == 0, result.output
     assert result.exception is None
-    assert f"{FILLED} entries, {FILLED_CHECKPOINTS} signed checkpoints verified" in result.output
+    # Every checkpoint is checked twice: its row in the database and its anchor file.
+    anchors = f"file://{filled.settings.home / 'checkpoints'}"
+    assert result.output == (
+        f"ok: {FILLED} entries, {2 * FILLED_CHECKPOINTS} signed checkpoints verified "
+        f"({FILLED_CHECKPOINTS} of them anchored at {anchors})\n"
+    )
+
+
+def test_entries_awaiting_a_checkpoint_are_reported_not_failed(filled: Services) -> None:
+    # Checkpoints are published on an interval, so a live log has an unsigned
+    # tail: verification says how long it is instead of vouching for it.
+    filled.audit.append([decision_event(filled, n) for n in range(FILLED, FILLED + 3)])
+    result = CliRunner().invoke(app, ["audit", "verify"], env=environment(filled))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"ok: {FILLED + 3} entries, {2 * FILLED_CHECKPOINTS} signed")
+    assert lines[1].startswith("3 newest entries are not yet covered by a checkpoint")
+
+    filled.publisher.publish()
+    result = CliRunner().invoke(app, ["audit", "verify"], env=environment(filled))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(
+        f"ok: {FILLED + 3} entries, {2 * (FILLED_CHECKPOINTS + 1)} signed checkpoints verified"
+    )
+    assert "not yet covered" not in result.output
 
 
 def test_deleted_row_fails_in_process_naming_the_index(filled: Services) -> None:

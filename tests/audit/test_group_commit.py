@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -44,6 +43,8 @@ def test_a_failing_change_fails_only_its_own_request(services: Services) -> None
     assert indices == list(range(24)), "refused requests left no gap and no entry"
     logged = {r.as_dict()["n"] for r in services.audit.query()}
     assert logged == {n for n in range(16) if n % 4}
+    published = services.publisher.publish()
+    assert published is not None and published.size == 24
     report = verify_log(
         services.audit.entries(),
         origin=services.audit.origin,
@@ -52,26 +53,49 @@ def test_a_failing_change_fails_only_its_own_request(services: Services) -> None
         state=services.audit.tree_state(),
     )
     assert report.ok, report.problems
+    assert (report.size, report.checkpoints, report.unsigned) == (24, 1, 0)
 
 
-def test_an_append_that_is_not_confirmed_in_time_is_unavailable(
-    services: Services, tmp_path: Path
+def test_an_append_not_started_in_time_is_unavailable_and_never_commits(
+    services: Services,
 ) -> None:
+    # A caller told 503 must be able to rely on it: the request that timed out
+    # in the queue is cancelled, so it cannot commit later, when the writer
+    # gets to it, behind the caller's back.
     slow = AuditLog(
         services.sessions,
         origin=services.audit.origin,
-        signer=services.keys.audit_signer,
-        checkpoint_dir=tmp_path / "cp",
+        public_key=services.keys.audit_signer.public_key(),
         append_timeout=0.2,
     )
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
+    late_change_ran = threading.Event()
 
     def stuck(_session: Session, _indices: list[int]) -> None:
+        entered.set()
         release.wait(timeout=30)
 
+    def late_change(_session: Session, _indices: list[int]) -> None:
+        late_change_ran.set()
+
     try:
-        with pytest.raises(Unavailable, match="did not confirm in time"):
-            slow.append([_event(services, 1)], stuck)
+        with ThreadPoolExecutor(1) as pool:
+            # The first request's batch starts and holds the writer; having
+            # started, it is waited for, however long it takes.
+            first = pool.submit(slow.append, [_event(services, 1)], stuck)
+            assert entered.wait(timeout=30)
+            with pytest.raises(Unavailable, match="did not confirm in time") as refused:
+                slow.append([_event(services, 2)], late_change)
+            assert refused.value.detail["retry_after"] >= 1
+            release.set()
+            assert first.result(timeout=30) == [0]
+        # Queued after the refused request, so once this is durable the
+        # writer has already passed (and dropped) it.
+        assert slow.append([_event(services, 3)]) == [1]
     finally:
         release.set()
         slow.close()
+
+    assert not late_change_ran.is_set()
+    assert [r.as_dict()["n"] for r in services.audit.query()] == [1, 3]
+    assert services.audit.tree_state()[0] == 2

@@ -25,15 +25,20 @@ from gateway.config import Settings
 from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, write_secret
 from gateway.crypto.keyring import init_keys
 from gateway.identity.principal import Role
+from tests.audit.support import replace_checkpoint
 from tests.cli.test_cli import WEIGHTGATE
 from tests.conftest import mint, operator
 
 
+def _event(services: Services, n: int) -> dict[str, object]:
+    return build_event("test.append", time=services.clock.now(), context=operator(), n=n)
+
+
 def _fill(services: Services, count: int) -> None:
+    """``count`` appends, each followed by a publication round: a checkpoint at every size."""
     for n in range(count):
-        services.audit.append(
-            [build_event("test.append", time=services.clock.now(), context=operator(), n=n)]
-        )
+        services.audit.append([_event(services, n)])
+        assert services.publisher.publish() is not None
 
 
 def _public(services: Services) -> Ed25519PublicKey:
@@ -155,7 +160,15 @@ def _fork(services: Services) -> str:
             text("UPDATE tree_state SET root=:r, frontier=:f WHERE id=1"),
             {"r": tree.root(), "f": tree.to_bytes()},
         )
-    return services.audit.checkpoints.publish(tree.size, tree.root())
+    # The operator holds the signing key, so the forged head is signed by hand
+    # (the publisher itself would refuse it) and replaces the newest checkpoint row.
+    note = checkpoint.sign(
+        checkpoint.Checkpoint(services.audit.origin, tree.size, tree.root()),
+        services.audit.origin,
+        services.keys.audit_signer,
+    )
+    replace_checkpoint(services, tree.size, note, tree.root())
+    return note
 
 
 def test_verify_from_a_trusted_checkpoint_checks_only_what_is_new(
@@ -207,3 +220,17 @@ def test_prove_prints_a_receipt_anyone_can_check(services: Services) -> None:
     verify_receipt(
         parse_receipt(result.stdout), row.leaf_hash, services.audit.origin, _public(services)
     )
+
+    # A durable entry no checkpoint covers yet has no receipt to give: exit 7, not a
+    # receipt against an unsigned head, and not "no such entry".
+    [index] = services.audit.append([_event(services, 9)])
+    waiting = subprocess.run(
+        [WEIGHTGATE, "audit", "prove", str(index)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert waiting.returncode == 7, waiting.stderr
+    assert waiting.stdout == ""
+    assert "no signed checkpoint covers it yet" in waiting.stderr

@@ -1,9 +1,10 @@
 """Tamper drills on the real SQLite log (DESIGN invariant 5).
 
-Each test writes 30 entries through the gateway (20 single appends, so signed
-checkpoints of sizes 1..20, then one batch of 10 signed at size 30), tampers
-with the ``audit_entries`` table directly by SQL as an attacker with database
-access would, and checks that verification reports the first thing wrong,
+Each test writes 30 entries through the gateway (20 single appends, each
+followed by a publication round, so signed checkpoints of sizes 1..20, then
+one batch of 10 signed at size 30), tampers with the ``audit_entries`` and
+``checkpoints`` tables directly by SQL as an attacker with database access
+(but not the signing key) would, and checks that verification reports the first thing wrong,
 with the right kind and index.
 """
 
@@ -20,15 +21,16 @@ from tests.audit.support import (
     FILLED,
     FILLED_CHECKPOINTS,
     SINGLE_APPENDS,
-    checkpoint_files,
     decision_event,
     delete_where,
     insert_forged,
     overwrite,
+    replace_checkpoint,
     rewrite_entry,
     rewrite_head,
     row,
     rows,
+    signed_checkpoint,
     verify,
 )
 
@@ -44,6 +46,7 @@ def test_untouched_log_verifies(filled: Services) -> None:
     assert report.ok, report.problems
     assert report.size == FILLED
     assert report.checkpoints == FILLED_CHECKPOINTS
+    assert report.unsigned == 0
     assert [r.idx for r in rows(filled)] == list(range(FILLED))
 
 
@@ -52,10 +55,14 @@ def test_catalog_log_verifies_and_a_reclassified_model_is_caught(
 ) -> None:
     # The catalog's own entries (three org.add, one model.publish) verify as
     # written; rewriting the published ECCN to the uncontrolled class is caught.
+    # Appends sign nothing: until a publication round they are all unsigned.
+    assert verify(catalog_ready).unsigned == 4
+    published = catalog_ready.publisher.publish()
+    assert published is not None and published.size == 4
     report = verify(catalog_ready)
     assert report.ok, report.problems
     assert report.size == 4
-    assert report.checkpoints == 4
+    assert (report.checkpoints, report.unsigned) == (1, 0)
     publish = row(catalog_ready, 3)
     assert publish.data()["event"] == "model.publish"
     assert b'"eccn":"4E091"' in publish.entry
@@ -205,27 +212,45 @@ def test_forged_entry_appended_after_the_last_checkpoint(filled: Services) -> No
     assert (problem.kind, problem.index) == ("inserted", FILLED)
 
 
-def test_forged_entry_appended_with_the_tree_head_rewritten(filled: Services) -> None:
+def test_forged_entry_appended_with_the_tree_head_rewritten_is_not_vouched_for(
+    filled: Services,
+) -> None:
     # The same forgery, but the attacker also brings the unsigned tree-state row
-    # up to date. No signed checkpoint covers entry 30: verification must not
-    # take the database's word for it.
+    # up to date. No signed checkpoint covers entry 30, and checkpoints are
+    # published on an interval, so a live log always has such a tail: the
+    # report must not count it as verified by any signature, only as unsigned.
     insert_forged(filled, FILLED, decision_event(filled, 999, effect="allow"))
     rewrite_head(filled)
-    problem = first_problem(filled)
-    assert (problem.kind, problem.index) == ("inserted", FILLED)
+    report = verify(filled)
+    assert report.problems == []
+    assert (report.size, report.unsigned) == (FILLED + 1, 1)
+    assert report.checkpoints == FILLED_CHECKPOINTS  # none of them reaches entry 30
+
+
+def test_unsigned_tail_entry_rewritten_after_a_checkpoint_covers_it(filled: Services) -> None:
+    # An honest entry waits in the unsigned tail; once a publication round
+    # covers it, rewriting it (leaf hash and tree head recomputed) is caught.
+    filled.audit.append([decision_event(filled, FILLED)])
+    waiting = verify(filled)
+    assert waiting.ok, waiting.problems
+    assert waiting.unsigned == 1
+    published = filled.publisher.publish()
+    assert published is not None and published.size == FILLED + 1
+    assert verify(filled).unsigned == 0
+
+    rewrite_entry(filled, FILLED, decision={"effect": "allow", "tier": 1, "reasons": []})
+    rewrite_head(filled)
+    first = first_problem(filled)
+    assert (first.kind, first.index) == ("modified", FILLED)
+    assert f"entries {FILLED}..{FILLED}" in first.message
+    assert first.message.endswith("(in the database)")
 
 
 def test_checkpoint_re_signed_with_another_key(filled: Services) -> None:
-    path = checkpoint_files(filled)[10]
-    original = checkpoint.verify(
-        path.read_text(encoding="utf-8"),
-        filled.audit.origin,
-        filled.keys.audit_signer.public_key(),
-    )
+    original = signed_checkpoint(filled, 10)
     impostor = Ed25519PrivateKey.generate()
-    path.write_text(
-        checkpoint.sign(original, filled.audit.origin, impostor),
-        encoding="utf-8",
+    replace_checkpoint(
+        filled, 10, checkpoint.sign(original, filled.audit.origin, impostor), original.root
     )
     report = verify(filled)
     assert not report.ok
@@ -242,13 +267,15 @@ def test_checkpoint_rewritten_to_cover_a_forged_history(filled: Services) -> Non
     for stored in rows(filled)[:4]:
         forged_tree.append(stored.leaf_hash)
     impostor = Ed25519PrivateKey.generate()
-    checkpoint_files(filled)[4].write_text(
+    replace_checkpoint(
+        filled,
+        4,
         checkpoint.sign(
             checkpoint.Checkpoint(filled.audit.origin, 4, forged_tree.root()),
             filled.audit.origin,
             impostor,
         ),
-        encoding="utf-8",
+        forged_tree.root(),
     )
     report = verify(filled)
     assert not report.ok

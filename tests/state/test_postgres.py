@@ -40,14 +40,19 @@ def pg_services(settings: Settings, clock: FixedClock, postgres_url: str) -> Ite
 
 
 def _verify(services: Services) -> None:
+    """Publish whatever is unsigned, then check the whole log against every checkpoint."""
+    services.publisher.publish()
+    size, root = services.audit.tree_state()
     report = verify_log(
         services.audit.entries(),
         origin=services.audit.origin,
         public_key=services.keys.audit_signer.public_key(),
         checkpoint_notes=services.audit.checkpoint_notes(),
-        state=services.audit.tree_state(),
+        state=(size, root),
     )
     assert report.ok, report.problems
+    assert (report.size, report.unsigned) == (size, 0)
+    assert report.checkpoints >= 1
 
 
 def test_replicas_appending_at_once_make_one_gapless_sequence(pg_services: Services) -> None:
@@ -56,27 +61,40 @@ def test_replicas_appending_at_once_make_one_gapless_sequence(pg_services: Servi
         AuditLog(
             session_factory(e),
             origin=pg_services.audit.origin,
-            signer=pg_services.keys.audit_signer,
-            checkpoint_dir=pg_services.settings.home / "checkpoints",
+            public_key=pg_services.keys.audit_signer.public_key(),
         )
         for e in engines
     ]
     start = threading.Barrier(REPLICAS, timeout=60)
     event = build_event("test.append", time=pg_services.clock.now(), context=operator())
+    published: list[int] = []
 
     def replica(log: AuditLog) -> list[int]:
         start.wait()
-        return [i for n in range(APPENDS) for i in log.append([event] * (1 + n % 3))]
+        indices = []
+        for n in range(APPENDS):
+            indices.extend(log.append([event] * (1 + n % 3)))
+            # Publication rounds run while the replicas append, as the
+            # publisher's interval thread would.
+            if log is logs[0] and (signed := pg_services.publisher.publish()) is not None:
+                published.append(signed.size)
+        return indices
 
     try:
         with ThreadPoolExecutor(REPLICAS) as pool:
             indices = [i for result in pool.map(replica, logs) for i in result]
     finally:
+        for log in logs:
+            log.close()
         for engine in engines:
             engine.dispose()
     assert sorted(indices) == list(range(len(indices)))
     assert pg_services.audit.tree_state()[0] == len(indices)
+    assert published == sorted(set(published))  # each round signed a larger tree
     _verify(pg_services)
+    assert len(pg_services.audit.checkpoint_notes()) == len(published) + (
+        published[-1] != len(indices)
+    )
 
 
 def test_grant_path_on_postgres(pg_services: Services, model_dir: Path) -> None:

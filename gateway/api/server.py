@@ -1,0 +1,108 @@
+"""How ``weightgate serve`` runs: one process, or a supervisor and N worker processes.
+
+Each worker builds its own services from the environment (``worker_app``):
+one database, one audit log, one publisher elected among them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import h11
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import Multiprocess
+
+from gateway.api import access_log
+from gateway.errors import InvalidInput
+
+
+def run_single(app: FastAPI, sock: socket.socket) -> None:
+    config = _config(app, sock, workers=1)
+    access_log.install()  # after the config, which sets logging up
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_workers(sock: socket.socket, workers: int) -> None:
+    """N processes accepting on one socket, restarted by uvicorn's supervisor if one dies."""
+    config = _config("gateway.api.app:worker_app", sock, workers=workers)
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def _config(app: FastAPI | str, sock: socket.socket, *, workers: int) -> uvicorn.Config:
+    host, port = sock.getsockname()[:2]
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        factory=isinstance(app, str),
+        log_level="info",
+        # uvicorn believes X-Forwarded-For from loopback by default; only
+        # WEIGHTGATE_TRUSTED_PROXIES may decide whose forwarded address counts.
+        proxy_headers=False,
+        http=ProblemH11Protocol,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )
+
+
+# Request line and headers together: a token is at most 8 KiB, a DPoP proof
+# less; anything beyond this is refused before the application sees it.
+MAX_HEADER_BYTES = 64 << 10
+
+
+class ProblemH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, answering what it cannot parse as problem+json.
+
+    A request too malformed (or with headers too large) to reach the app gets
+    the same kind of answer as every other refusal, not a bare text line.
+    """
+
+    def send_400_response(self, _msg: str) -> None:
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "bad request",
+                "status": 400,
+                "detail": "the request is not valid HTTP/1.1, or its request line and headers "
+                f"exceed {MAX_HEADER_BYTES // 1024} KiB",
+                "code": "invalid_input",
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket whose accepted connections get TCP_NODELAY.
+
+    Bound before anything else happens, so a port in use fails ``serve`` before
+    it touches any state.
+
+    asyncio turns Nagle's algorithm off only on connections accepted from a
+    socket created with ``IPPROTO_TCP``; uvicorn's own multi-worker socket is
+    created without it, and every response then waits for the client's
+    delayed ACK: 45 ms per request instead of 1.7 ms, measured on loopback.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
