@@ -6,12 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint security bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "weightgate needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools  # 3.11 venvs seed setuptools 65.5.0 (known CVEs)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
@@ -23,7 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# bandit: static security analysis of gateway/ (silent when clean). pip-audit: known
+# vulnerabilities in the installed dependencies; only a notice if its database is out of reach.
+security: $(STAMP)
+	$(BIN)/bandit -q -r gateway -c pyproject.toml
+	$(BIN)/python .ci/pip_audit.py
+
+test: lint security
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

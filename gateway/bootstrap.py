@@ -14,7 +14,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.audit.anchors import AnchorStore, open_anchor_store
+from gateway.audit.leadership import leadership_for
 from gateway.audit.log import AuditLog
+from gateway.audit.publisher import CheckpointPublisher
+from gateway.audit.rejections import RejectionLedger
 from gateway.catalog import Catalog
 from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
@@ -35,6 +39,7 @@ from gateway.quotas import QuotaService
 from gateway.service import GrantService
 from gateway.state.database import make_engine, migrate, session_factory
 from gateway.storage import s3
+from gateway.storage.health import MonitoredBlobStore, StorageHealth, StorageProbe
 from gateway.storage.interfaces import BlobStore
 from gateway.storage.local import LocalBlobStore
 
@@ -53,7 +58,12 @@ class Services:
     keys: GatewayKeys
     keystore: LocalKeystore
     blobs: BlobStore
+    storage_health: StorageHealth
+    storage_probe: StorageProbe
     audit: AuditLog
+    anchors: AnchorStore
+    publisher: CheckpointPublisher
+    rejections: RejectionLedger
     catalog: Catalog
     exemptions: ExemptionService
     quotas: QuotaService
@@ -72,11 +82,38 @@ class Services:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             raise Unavailable("database is unreachable") from exc
-        self.blobs.check()
+        # Through the probe, so that readiness also tells the grant path what it saw.
+        self.storage_probe.probe()
         self.keystore.check()
-        return {"database": "ok", "storage": "ok", "keys": "ok"}
+        self._check_checkpoints()
+        # Which replica publishes is worth seeing: it is the one whose anchor writes matter.
+        role = "publishing" if self.publisher.status.leader else "ok"
+        return {"database": "ok", "storage": "ok", "keys": "ok", "checkpoints": role}
+
+    def _check_checkpoints(self) -> None:
+        """Publication works: this process's last round (if it publishes) and the log's lag."""
+        failure = self.publisher.status.failure
+        if failure is not None:
+            raise Unavailable(f"checkpoint publication is failing: {failure}")
+        lag = self.publisher.lag().total_seconds()
+        # Whichever replica publishes, entries should not wait much past the interval.
+        if lag > max(STALE_CHECKPOINT_SECONDS, 10 * self.publisher.interval):
+            raise Unavailable(
+                f"checkpoint publication is stalled: the oldest unsigned entry "
+                f"has waited {lag:.0f} s"
+            )
+
+    def start(self) -> None:
+        """Start a serving process's background work: checkpoints, refusal summaries, probes."""
+        self.publisher.start()
+        self.rejections.start()
+        self.storage_probe.start()
 
     def close(self) -> None:
+        """Stop background work, drain the audit writer, and release connections."""
+        self.storage_probe.close()
+        self.rejections.close()
+        self.publisher.close(final=True)
         if self.notifier is not None:
             self.notifier.close()
         self.audit.close()
@@ -84,6 +121,8 @@ class Services:
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Readiness fails once the oldest unsigned entry has waited this long (or ten intervals).
+STALE_CHECKPOINT_SECONDS = 30
 
 
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:
@@ -113,8 +152,11 @@ def build_storage(settings: Settings, url_key: bytes, *, clock: Clock) -> BlobSt
         bucket, prefix = s3.parse_location(location)
         # Credentials and region come from the usual AWS chain (environment,
         # shared config, instance role); the region defaults to us-east-1.
-        client = s3.make_client(endpoint_url=settings.s3_endpoint_url)
-        return s3.S3BlobStore(bucket, prefix, client=client, clock=clock)
+        # Redirects and checks get the short timeouts of REQUEST_CONFIG, so a
+        # hung store costs a request seconds; uploads keep the longer ones.
+        client = s3.make_client(endpoint_url=settings.s3_endpoint_url, config=s3.REQUEST_CONFIG)
+        uploads = s3.make_client(endpoint_url=settings.s3_endpoint_url)
+        return s3.S3BlobStore(bucket, prefix, client=client, clock=clock, upload_client=uploads)
     raise InvalidInput(
         f"WEIGHTGATE_STORAGE {location!r}: expected file://DIR or s3://BUCKET[/PREFIX]"
     )
@@ -129,21 +171,44 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url())
     try:
-        migrate(engine)
+        migrate(engine, checkpoint_dir=settings.home / "checkpoints")
     except SQLAlchemyError as exc:
         raise Unavailable("the database is unreachable") from exc
     sessions = session_factory(engine)
     pack = load_pack(settings.policy, search_dir=settings.policy_dir)
     keystore = LocalKeystore(keys_dir)
     blobs = build_storage(settings, keys.url_hmac, clock=clock)
+    # Real time, not ``clock``: how long ago the store last failed is a fact
+    # about the network, and a test's or the demo's fixed clock never moves.
+    storage_health = StorageHealth(SystemClock())
+    monitored = MonitoredBlobStore(blobs, storage_health)
     audit = AuditLog(
         sessions,
         origin=settings.audit_origin,
+        public_key=keys.audit_signer.public_key(),
+        checkpoint_interval=settings.checkpoint_interval,
+    )
+    anchors = open_anchor_store(
+        settings.resolved_checkpoint_anchor(),
+        clock=clock,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        retention_days=settings.checkpoint_retention_days,
+    )
+    publisher = CheckpointPublisher(
+        log=audit,
+        anchors=anchors,
         signer=keys.audit_signer,
-        checkpoint_dir=settings.home / "checkpoints",
+        leadership=leadership_for(engine, settings.home),
+        clock=clock,
+        interval=settings.checkpoint_interval,
     )
     policy = PolicySource(
-        pack, spec=settings.policy, search_dir=settings.policy_dir, audit=audit, clock=clock
+        pack,
+        spec=settings.policy,
+        search_dir=settings.policy_dir,
+        sessions=sessions,
+        audit=audit,
+        clock=clock,
     )
     geoip: GeoIp = MaxMindGeoIp(settings.geoip_db) if settings.geoip_db else NoGeoIp()
     screening = (
@@ -182,7 +247,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         catalog=catalog,
         audit=audit,
         keystore=keystore,
-        blobs=blobs,
+        blobs=monitored,
+        storage=storage_health,
         policy=policy,
         exemptions=exemptions,
         quotas=quotas,
@@ -217,7 +283,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         keys=keys,
         keystore=keystore,
         blobs=blobs,
+        storage_health=storage_health,
+        storage_probe=StorageProbe(monitored),
         audit=audit,
+        anchors=anchors,
+        publisher=publisher,
+        rejections=RejectionLedger(audit, clock),
         catalog=catalog,
         exemptions=exemptions,
         quotas=quotas,

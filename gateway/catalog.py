@@ -22,7 +22,13 @@ from gateway.clock import Clock
 from gateway.crypto.fileformat import ALGORITHM, KEY_SIZE, EncryptingReader, file_context
 from gateway.crypto.keystore import Keystore
 from gateway.errors import Conflict, InvalidInput, NotFound, Unavailable
-from gateway.names import check_file_path, check_model_id, check_org_id, check_revision
+from gateway.names import (
+    check_display_name,
+    check_file_path,
+    check_model_id,
+    check_org_id,
+    check_revision,
+)
 from gateway.policy.classification import classify
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
@@ -88,7 +94,7 @@ class Catalog:
         clean_aliases = _clean_aliases(aliases)
         org = OrgView(
             check_org_id(org_id),
-            name.strip() or org_id,
+            check_display_name(name, what="an organisation's name") if name.strip() else org_id,
             country_code(hq, what="headquarters"),
             None if parent_hq is None else country_code(parent_hq, what="parent headquarters"),
             clean_aliases,
@@ -144,7 +150,9 @@ class Catalog:
             raise NotFound(f"no organisation {org_id!r}")
         after = OrgView(
             before.id,
-            name.strip() if name and name.strip() else before.name,
+            check_display_name(name, what="an organisation's name")
+            if name and name.strip()
+            else before.name,
             country_code(hq, what="headquarters") if hq is not None else before.hq,
             None
             if clear_parent
@@ -347,9 +355,11 @@ def _model_view(session: Session, model: Model) -> ModelView:
 
 
 def _clean_aliases(aliases: tuple[str, ...]) -> tuple[str, ...]:
-    clean = tuple(dict.fromkeys(a.strip() for a in aliases if a.strip()))
-    if any(len(a) > 200 for a in clean) or len(clean) > 50:
-        raise InvalidInput("at most 50 aliases of at most 200 characters each")
+    clean = tuple(
+        dict.fromkeys(check_display_name(a, what="an alias") for a in aliases if a.strip())
+    )
+    if len(clean) > 50:
+        raise InvalidInput("at most 50 aliases")
     return clean
 
 

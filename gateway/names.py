@@ -8,6 +8,7 @@ bucket prefix or a URL.
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import PurePosixPath
 
 from gateway.errors import InvalidInput
@@ -41,4 +42,24 @@ def check_file_path(value: str) -> str:
     parts = PurePosixPath(value).parts
     if not parts or value.startswith("/") or not all(_PATH_PART.fullmatch(p) for p in parts):
         raise InvalidInput(f"file path {value!r} is not a safe relative path")
+    return value
+
+
+def is_printable(text: str) -> bool:
+    """No control, format or line-separator characters: nothing that rewrites a terminal or log."""
+    return all(unicodedata.category(ch)[0] != "C" and ch not in "\u2028\u2029" for ch in text)
+
+
+def check_display_name(value: str, *, what: str, longest: int = 200) -> str:
+    """A human-facing name (an organisation's, an alias): printable, trimmed, bounded."""
+    clean = value.strip()
+    if not clean or len(clean) > longest or not is_printable(clean):
+        raise InvalidInput(f"{what} must be 1-{longest} printable characters")
+    return clean
+
+
+def check_subject(value: str) -> str:
+    """A token subject as an admin names it (quotas): what identity accepts from a token."""
+    if not 0 < len(value) <= 256 or not is_printable(value):
+        raise InvalidInput("a subject must be 1-256 printable characters")
     return value

@@ -37,7 +37,14 @@ from gateway.crypto.keyrelease import (
     seal_key,
 )
 from gateway.crypto.keystore import Keystore
-from gateway.errors import Forbidden, Gone, InvalidInput, NotFound, PolicyDenied
+from gateway.errors import (
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    PolicyDenied,
+    QuotaExceeded,
+)
 from gateway.exemptions import ExemptionService
 from gateway.identity.principal import Principal, Role
 from gateway.names import check_file_path, check_model_id, check_revision
@@ -46,6 +53,7 @@ from gateway.policy.screening import ScreeningHit, ScreeningList
 from gateway.quotas import QuotaService
 from gateway.state.database import read
 from gateway.state.tables import Grant, ModelFile
+from gateway.storage.health import StorageHealth
 from gateway.storage.interfaces import BlobStore, StoredObject
 
 STORAGE_URL_LIFETIME = timedelta(seconds=60)
@@ -76,6 +84,7 @@ class GrantService:
         audit: AuditLog,
         keystore: Keystore,
         blobs: BlobStore,
+        storage: StorageHealth,
         policy: PolicySource,
         exemptions: ExemptionService,
         quotas: QuotaService,
@@ -92,6 +101,7 @@ class GrantService:
         self._audit = audit
         self._keystore = keystore
         self._blobs = blobs
+        self._storage = storage
         self._policy = policy
         self._exemptions = exemptions
         self._quotas = quotas
@@ -158,6 +168,10 @@ class GrantService:
                 audit_index=index,
             )
 
+        # A grant is a promise of downloads: none is made while the store is
+        # known to be down (503 with a Retry-After). This reads a flag that the
+        # storage probe and every storage call keep; no network call here.
+        self._storage.require_available()
         grant_id = secrets.token_urlsafe(18)
         expires_at = now + self._ttl
         # Keys are unwrapped and sealed before the audit append so a keystore
@@ -167,9 +181,13 @@ class GrantService:
         paths = [f.path for f in files]
 
         def insert(session: Session, indices: list[int]) -> None:
+            # Counted again here, serialised with every other append, so
+            # concurrent grants cannot overshoot a quota between check and insert.
+            self._quotas.enforce(session, principal, granted_bytes)
             session.add(
                 Grant(
                     id=grant_id,
+                    issuer=principal.issuer,
                     subject=principal.subject,
                     org_id=principal.org,
                     model_id=model.id,
@@ -195,7 +213,12 @@ class GrantService:
             files=paths,
             **common,
         )
-        [index] = self._audit.append([event], insert)
+        try:
+            [index] = self._audit.append([event], insert)
+        except QuotaExceeded as exc:
+            self._quotas.refuse(
+                principal, model=model.id, context=context, refusal=exc.detail["refusal"]
+            )
         return IssuedGrant(
             {
                 "id": grant_id,
@@ -283,7 +306,7 @@ class GrantService:
         self, grant_id: str, path: str, capability: str, context: RequestContext
     ) -> str:
         """Re-check the grant and return a storage URL valid for at most 60 seconds."""
-        if not hmac.compare_digest(self._capability(grant_id, path), capability):
+        if not hmac.compare_digest(self._capability(grant_id, path).encode(), capability.encode()):
             raise Forbidden("this file URL is not valid")
         grant = self._load_grant(grant_id)
         state = self._state(grant)
@@ -324,7 +347,7 @@ class GrantService:
     ) -> dict[str, Any]:
         """Revoke a grant: its file URLs answer 410 from the next request on."""
         grant = self._load_grant(grant_id)
-        is_owner = grant.subject == principal.subject and grant.org_id == principal.org
+        is_owner = _owns(principal, grant)
         if not is_owner and not principal.has_any(Role.ADMIN):
             raise NotFound("no such grant")
         if grant.revoked_at is not None:
@@ -351,7 +374,7 @@ class GrantService:
 
     def grant_status(self, principal: Principal, grant_id: str) -> dict[str, Any]:
         grant = self._load_grant(grant_id)
-        is_owner = grant.subject == principal.subject and grant.org_id == principal.org
+        is_owner = _owns(principal, grant)
         if not is_owner and not principal.has_any(Role.ADMIN):
             # Not 403: whether someone else's grant exists is not ours to say.
             raise NotFound("no such grant")
@@ -365,3 +388,12 @@ class GrantService:
             "state": self._state(grant),
             "audit_index": grant.audit_index,
         }
+
+
+def _owns(principal: Principal, grant: Grant) -> bool:
+    """The same person: the same issuer's subject, in the same organisation."""
+    return (
+        grant.issuer == principal.issuer
+        and grant.subject == principal.subject
+        and grant.org_id == principal.org
+    )

@@ -23,7 +23,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 def serving(app: FastAPI, host: str, port: int, *, startup_timeout: float = 10.0) -> Iterator[str]:
     """Serve ``app`` until the block exits; yields the base URL once the socket is listening."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,  # as `serve`: only WEIGHTGATE_TRUSTED_PROXIES counts
+        )
     )
     thread = threading.Thread(target=server.run, name="weightgate-server", daemon=True)
     thread.start()

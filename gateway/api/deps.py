@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.audit.events import RequestContext, build_event, keyed_hash
+from gateway.audit.events import RequestContext, keyed_hash
 from gateway.bootstrap import IPNetwork, Services
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.identity.principal import Principal, Role
@@ -67,16 +67,17 @@ def get_principal(request: Request, services: ServicesDep, context: ContextDep) 
         return _verify(request, services)
     except Unauthenticated as refusal:
         _, _, token = request.headers.get("authorization", "").partition(" ")
-        event = build_event(
-            "auth.reject",
-            time=services.clock.now(),
-            context=context,
-            reason=refusal.message,
-            method=request.method,
-            path=request.url.path,
-            token=keyed_hash(services.keys.audit_hmac, token.strip()) if token.strip() else None,
+        services.rejections.record(
+            context,
+            refusal.message,
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "token": keyed_hash(services.keys.audit_hmac, token.strip())
+                if token.strip()
+                else None,
+            },
         )
-        services.audit.append([event])
         raise
 
 

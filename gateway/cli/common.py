@@ -7,6 +7,8 @@ import uuid
 from datetime import date
 from typing import TYPE_CHECKING
 
+from rich.text import Text
+
 from gateway.audit.events import RequestContext
 from gateway.config import Settings
 from gateway.errors import InvalidInput
@@ -35,3 +37,9 @@ def parse_day(value: str | None, *, what: str = "--at") -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{what} must be a date as YYYY-MM-DD, not {value!r}") from None
+
+
+def literal(value: object) -> Text:
+    """Data shown as written, never parsed as rich markup: a token's subject like
+    ``[/]`` would otherwise crash the table, and ``[red]admin`` would restyle it."""
+    return Text(str(value))

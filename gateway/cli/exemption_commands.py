@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli.common import parse_day
+from gateway.cli.common import literal, parse_day
 from gateway.errors import InvalidInput
 
 console = Console(soft_wrap=True)
@@ -92,14 +92,19 @@ def list_exemptions() -> None:
     )
     for item in _call("GET", "/v1/exemptions")["exemptions"]:
         table.add_row(
-            item["id"],
-            item["status"],
-            item["kind"],
-            item["reference"],
-            item["org"],
-            ", ".join(item["countries"]),
-            ", ".join(item["models"]),
-            item["until"],
-            f"{len(item['approvals'])}/{item['approvals_required']}",
+            *map(
+                literal,
+                (
+                    item["id"],
+                    item["status"],
+                    item["kind"],
+                    item["reference"],
+                    item["org"],
+                    ", ".join(item["countries"]),
+                    ", ".join(item["models"]),
+                    item["until"],
+                    f"{len(item['approvals'])}/{item['approvals_required']}",
+                ),
+            )
         )
     console.print(table)

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from gateway.cli.common import operator_services, parse_day
+from gateway.cli.common import literal, operator_services, parse_day
 from gateway.client.decrypt import decrypt_downloads, load_grant
 from gateway.client.fetch import FetchOptions, fetch
 from gateway.client.gateway_api import GatewayClient
@@ -209,7 +209,7 @@ def policy_diff(
     table = Table("case", "before", "after", title="organisations and recent grants")
     for moved in decided:
         table.add_row(
-            moved.label,
+            literal(moved.label),
             f"{moved.before.effect} (Tier {moved.before.tier})",
             f"{moved.after.effect} (Tier {moved.after.tier})",
         )

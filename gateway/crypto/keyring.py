@@ -20,6 +20,9 @@ URL_HMAC_KEY = "url-hmac.key"
 def init_keys(keys_dir: Path) -> list[str]:
     """Create whatever key is missing; never touch one that exists. Returns what was created."""
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkdir's mode applies only to a directory it creates: one that already
+    # existed (made by hand, at 0755) would let any local user list and read keys.
+    keys_dir.chmod(0o700)
     created = []
     keystore = LocalKeystore(keys_dir)
     if not (keys_dir / "kek").is_dir() or not any((keys_dir / "kek").glob("v*.key")):

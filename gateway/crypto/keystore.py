@@ -23,6 +23,7 @@ from gateway.errors import IntegrityError, Unavailable
 _FORMAT_V1 = b"\x01"
 _NONCE_SIZE = 12
 _TAG_SIZE = 16
+_KEK_SIZE = 32
 
 
 class Keystore(Protocol):
@@ -72,7 +73,13 @@ class LocalKeystore:
         stamp = (info.st_mtime_ns, info.st_size)
         cached = self._cache.get(kek_id)
         if cached is None or cached[0] != stamp:
-            cached = (stamp, read_secret(path))
+            kek = read_secret(path)  # a directory in its place raises Unavailable too
+            if len(kek) != _KEK_SIZE:
+                # Truncated, emptied, or half-restored: not a key. Unavailable (503,
+                # nothing issued), not a crash, and not cached, so the restored
+                # file is read at the next use.
+                raise Unavailable(f"KEK file {path} holds {len(kek)} bytes, not a 256-bit key")
+            cached = (stamp, kek)
             self._cache[kek_id] = cached
         return cached[1]
 

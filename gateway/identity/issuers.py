@@ -17,6 +17,7 @@ from gateway.identity.jwks import FileJwks, JwksSource, RemoteJwks
 ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "PS256", "ES256", "EdDSA"})
 DEV_ISSUER = "weightgate-dev"
 DEFAULT_AUDIENCE = "weightgate"
+DEFAULT_MAX_LIFETIME = timedelta(hours=24)
 _KEYS = frozenset(
     {
         "issuer",
@@ -30,6 +31,7 @@ _KEYS = frozenset(
         "jwks_ttl_seconds",
         "jwks_refetch_interval_seconds",
         "jwks_max_stale_seconds",
+        "max_token_lifetime_seconds",
     }
 )
 
@@ -53,6 +55,8 @@ class TrustedIssuer:
     require_dpop: bool = False
     # For issuers that mint a token per request: each jti is accepted once.
     one_time_tokens: bool = False
+    # The longest exp - iat accepted: longer-lived tokens are standing credentials.
+    max_lifetime: timedelta = DEFAULT_MAX_LIFETIME
 
 
 def load_issuers_file(path: Path, clock: Clock) -> list[TrustedIssuer]:
@@ -96,6 +100,9 @@ def _issuer(entry: Any, base: Path, clock: Clock) -> TrustedIssuer:
         claims = ClaimNames(**entry.get("claims", {}))
     except TypeError as exc:
         raise InvalidInput(f"issuer {name}: claims: {exc}") from None
+    lifetime = entry.get("max_token_lifetime_seconds", DEFAULT_MAX_LIFETIME.total_seconds())
+    if not isinstance(lifetime, int | float) or not 0 < lifetime <= 30 * 86_400:
+        raise InvalidInput(f"issuer {name}: max_token_lifetime_seconds must be 1 to 2592000")
     return TrustedIssuer(
         issuer=name,
         audience=str(entry.get("audience", DEFAULT_AUDIENCE)),
@@ -104,4 +111,5 @@ def _issuer(entry: Any, base: Path, clock: Clock) -> TrustedIssuer:
         claims=claims,
         require_dpop=bool(entry.get("require_dpop", False)),
         one_time_tokens=bool(entry.get("one_time_tokens", False)),
+        max_lifetime=timedelta(seconds=lifetime),
     )

@@ -18,6 +18,7 @@ from gateway.identity.dpop import verify_proof
 from gateway.identity.issuers import TrustedIssuer
 from gateway.identity.principal import Principal, Role
 from gateway.identity.replay import ReplayGuard
+from gateway.names import check_org_id, is_printable
 from gateway.policy.countries import country_code
 
 MAX_TOKEN_BYTES = 8192
@@ -29,6 +30,13 @@ _Cached = tuple[datetime, dict[str, Any], TrustedIssuer, str, jwt.PyJWK]
 # Headers that tell a verifier to fetch or trust a key named by the token
 # itself; following them lets the token choose its own verifier.
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
+# Bounds on what a token may claim. Claims are stored, logged and shown, so a
+# value that does not fit a column or a terminal is refused here, at the door,
+# rather than failing (or spoofing) whatever reads it later.
+MAX_SUBJECT_CHARS = 256
+MAX_JTI_CHARS = 256
+MAX_ROLES = 16
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: the end of every calendar we use
 
 
 @dataclass(frozen=True)
@@ -64,10 +72,11 @@ class TokenVerifier:
         if len(token.encode()) > MAX_TOKEN_BYTES:
             raise Unauthenticated("token is larger than 8 KiB")
         payload, issuer = self._verified_claims(token)
-        self._check_times(payload)
+        self._check_times(payload, issuer)
+        principal = self._principal(payload, issuer)
         self._check_possession(token, payload, issuer, presented)
         self._check_single_use(payload, issuer)
-        return self._principal(payload, issuer)
+        return principal
 
     def _verified_claims(self, token: str) -> tuple[dict[str, Any], TrustedIssuer]:
         """Signature and claims, remembered briefly per token.
@@ -172,31 +181,60 @@ class TokenVerifier:
         if not self._replay.first_use(f"token:{issuer.issuer}", jti, expires):
             raise Unauthenticated("this one-time token was already used")
 
-    def _check_times(self, payload: dict[str, Any]) -> None:
+    def _check_times(self, payload: dict[str, Any], issuer: TrustedIssuer) -> None:
         now = self._clock.now().timestamp()
         leeway = self._leeway.total_seconds()
         for claim in ("exp", "iat", "nbf"):
-            if claim in payload and not isinstance(payload[claim], int):
+            if claim not in payload:
+                continue
+            value = payload[claim]
+            if not isinstance(value, int) or isinstance(value, bool):
                 raise Unauthenticated(f"token {claim} is not an integer")
+            if not 0 <= value <= MAX_TIMESTAMP:
+                raise Unauthenticated(f"token {claim} is not a time")
         if payload["exp"] <= now - leeway:
             raise Unauthenticated("token has expired")
         if payload.get("nbf", payload["iat"]) > now + leeway:
             raise Unauthenticated("token is not valid yet")
+        # A token without an upper bound on its life is a standing credential;
+        # each issuer says how long its tokens may live.
+        if payload["exp"] - payload["iat"] > issuer.max_lifetime.total_seconds():
+            raise Unauthenticated(
+                f"token lifetime exceeds the {issuer.max_lifetime.total_seconds():.0f} s "
+                "this issuer allows"
+            )
 
     def _principal(self, payload: dict[str, Any], issuer: TrustedIssuer) -> Principal:
         names = issuer.claims
-        subject = payload.get(names.subject)
+        subject = _text_claim(payload, names.subject)
+        if len(subject) > MAX_SUBJECT_CHARS or not is_printable(subject):
+            raise Unauthenticated(
+                f"token {names.subject!r} claim must be 1-{MAX_SUBJECT_CHARS} printable characters"
+            )
         org = _text_claim(payload, names.org)
+        try:
+            check_org_id(org)
+        except InvalidInput:
+            raise Unauthenticated(
+                f"token {names.org!r} claim is not an organisation id "
+                "(1-64 letters, digits, '.', '_' or '-')"
+            ) from None
         country = _text_claim(payload, names.country)
         try:
             location = country_code(country)
         except InvalidInput:
             raise Unauthenticated(f"token country {country!r} is not an ISO 3166-1 code") from None
         raw_roles = payload.get(names.roles, [])
-        if not isinstance(raw_roles, list):
-            raise Unauthenticated(f"token {names.roles!r} claim must be a list")
+        if not isinstance(raw_roles, list) or len(raw_roles) > MAX_ROLES:
+            raise Unauthenticated(
+                f"token {names.roles!r} claim must be a list of at most {MAX_ROLES}"
+            )
         roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__.values())
         jti = payload.get("jti")
+        if jti is not None and (
+            not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_CHARS or not is_printable(jti)
+        ):
+            raise Unauthenticated(f"token jti must be 1-{MAX_JTI_CHARS} printable characters")
         return Principal(
             subject=str(subject),
             org=org,

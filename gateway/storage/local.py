@@ -81,7 +81,7 @@ class LocalBlobStore:
     def open_signed(self, key: str, version: str, expires: int, signature: str) -> Path:
         """Check a URL this store signed and return the file it names."""
         expected = self._signature(key, version, expires)
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise Forbidden("storage URL signature is invalid")
         if self._clock.now().timestamp() >= expires:
             raise Gone("storage URL has expired; ask the gateway for a new one")

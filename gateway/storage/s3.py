@@ -57,15 +57,31 @@ DEFAULT_PART_SIZE = 64 << 20
 DEFAULT_CONCURRENCY = 3
 S3_MIN_PART_SIZE = 5 << 20  # every part but the last must be at least this large
 
-# Fail fast when the store is unreachable: a short connect timeout and few
-# attempts, so a redirect or a readiness probe answers 503 within seconds.
+# Calls that a request (or a readiness or health probe) waits on: the HEAD
+# before each redirect and HEAD bucket. Both are small requests S3 answers in
+# well under a second, so 3 s without a byte means a hung store, not a slow one.
+# Two attempts in all (a retry rides out one transient 500 or a dropped
+# keep-alive connection; backoff between them is at most 50 ms), so a store
+# that accepts connections and never answers costs about 2 x 3 s, one that
+# drops SYNs about 2 x 2 s, and one that refuses connections milliseconds.
+# Before these, a hung store held a worker thread 3 x 30 s per request.
+# botocore's ``max_attempts`` key would count retries only (3 means 4
+# requests); ``total_max_attempts`` is the AWS_MAX_ATTEMPTS sense.
+REQUEST_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=3,
+    retries={"total_max_attempts": 2, "mode": "standard"},
+    # SigV4 presigned URLs sign only the host header, so a client may add Range.
+    signature_version="s3v4",
+)
+# Uploads (``weightgate publish``) and writes off the request path (checkpoint
+# anchors): a 64 MiB part may wait a while for its answer, and an operator's
+# upload is worth retrying. Still a short connect timeout and few attempts, so
+# an unreachable store fails an upload within seconds rather than minutes.
 CLIENT_CONFIG = Config(
     connect_timeout=2,
     read_timeout=30,
-    # Three attempts in all. botocore's ``max_attempts`` key would count retries
-    # only (3 means 4 requests); ``total_max_attempts`` is the AWS_MAX_ATTEMPTS sense.
     retries={"total_max_attempts": 3, "mode": "standard"},
-    # SigV4 presigned URLs sign only the host header, so a client may add Range.
     signature_version="s3v4",
 )
 DEFAULT_REGION = "us-east-1"
@@ -94,14 +110,17 @@ def parse_location(location: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def make_client(*, endpoint_url: str | None, session: Any = None) -> Any:
+def make_client(
+    *, endpoint_url: str | None, session: Any = None, config: Config = CLIENT_CONFIG
+) -> Any:
     """An S3 client with weightgate's timeouts, credentials from the usual AWS chain.
 
     ``session`` is a ``boto3.session.Session``; the default one reads the
     environment, shared config files and instance roles. The region comes from
-    the same places, or us-east-1 when none is configured.
+    the same places, or us-east-1 when none is configured. ``config`` is
+    ``CLIENT_CONFIG`` (uploads, background writes) or ``REQUEST_CONFIG``
+    (anything a request waits on).
     """
-    config = CLIENT_CONFIG
     if endpoint_url is not None:
         # S3-compatible stores (MinIO, test servers) are addressed by host name
         # or IP, where virtual-hosted buckets (bucket.host) do not resolve.
@@ -128,15 +147,22 @@ class S3BlobStore:
         *,
         client: Any,
         clock: Clock,
+        upload_client: Any = None,
         part_size: int = DEFAULT_PART_SIZE,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
+        """``client`` serves redirects and checks; ``upload_client`` (default: the same) ``put``.
+
+        Two clients because botocore's timeouts are per client: redirects need
+        ``REQUEST_CONFIG``'s, uploads ``CLIENT_CONFIG``'s.
+        """
         bucket, prefix = parse_location(f"s3://{bucket}/{prefix}")
         if part_size < S3_MIN_PART_SIZE or concurrency < 1:
             raise InvalidInput("S3 parts must be at least 5 MiB and concurrency at least 1")
         self._bucket = bucket
         self._prefix = f"{prefix}/" if prefix else ""
         self._client = client
+        self._uploads = client if upload_client is None else upload_client
         self._clock = clock
         self._transfer = TransferConfig(
             multipart_threshold=part_size,
@@ -169,7 +195,7 @@ class S3BlobStore:
         nonce = secrets.token_hex(16)
         self._call(
             "upload the object",
-            lambda: self._client.upload_fileobj(
+            lambda: self._uploads.upload_fileobj(
                 source,
                 self._bucket,
                 full_key,
@@ -179,7 +205,7 @@ class S3BlobStore:
         )
         head = self._call(
             "read the object back",
-            lambda: self._client.head_object(Bucket=self._bucket, Key=full_key),
+            lambda: self._uploads.head_object(Bucket=self._bucket, Key=full_key),
         )
         if head.get("Metadata", {}).get(_UPLOAD_MARK) != nonce:
             raise Conflict(f"object {key} was overwritten while it was being stored")
@@ -231,7 +257,7 @@ class S3BlobStore:
             return
         answer = self._call(
             "read the bucket's versioning",
-            lambda: self._client.get_bucket_versioning(Bucket=self._bucket),
+            lambda: self._uploads.get_bucket_versioning(Bucket=self._bucket),
         )
         if answer.get("Status") != "Enabled":
             raise InvalidInput(

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, read_secret, write_secret
+from gateway.crypto.keyring import init_keys
 from gateway.errors import Conflict, Unavailable
 
 
@@ -64,3 +65,11 @@ def test_key_of_another_type_swapped_in_for_the_signing_key_is_refused(tmp_path:
     write_secret(tmp_path / "audit-ed25519.pem", pem)
     with pytest.raises(Unavailable, match="Ed25519"):
         load_ed25519(tmp_path / "audit-ed25519.pem")
+
+
+def test_an_existing_world_readable_keys_directory_is_closed_by_keys_init(tmp_path: Path) -> None:
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir(mode=0o755)
+    keys_dir.chmod(0o755)  # whatever the umask made of it
+    init_keys(keys_dir)
+    assert stat.S_IMODE(keys_dir.stat().st_mode) == 0o700

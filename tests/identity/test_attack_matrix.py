@@ -87,6 +87,22 @@ ATTACKS: dict[str, tuple[Callable[[IdentityProvider, Services], str], str]] = {
     "missing-country": (_with(country=None), "country"),
     "country-not-iso": (_with(country="XX"), "ISO 3166-1"),
     "country-as-number": (_with(country=276), "country"),
+    # Claims sized or spelled to break what stores or shows them (columns,
+    # batched audit inserts, terminals): refused at the door, never stored.
+    "org-longer-than-an-org-id": (_with(org="o" * 65), "org"),
+    "org-with-spaces": (_with(org="rhein ai"), "org"),
+    "subject-too-long": (_with(sub="s" * 257), "sub"),
+    "subject-empty": (_with(sub=""), "sub"),
+    "subject-with-terminal-escapes": (_with(sub="anna\x1b[2J\x1b[31madmin"), "sub"),
+    "subject-with-newline": (_with(sub="anna\nadmin"), "sub"),
+    "jti-too-long": (_with(jti="j" * 257), "jti"),
+    "roles-flooded": (_with(roles=["ml"] * 100), "roles"),
+    "exp-beyond-any-calendar": (_with(exp=10**20), "exp"),
+    "iat-negative": (_with(iat=-1), "iat"),
+    "lifetime-without-bound": (
+        lambda idp, s: idp.token("key-1", s.clock.now(), ttl=timedelta(days=3650)),
+        "lifetime",
+    ),
 }
 
 
