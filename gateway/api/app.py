@@ -2,33 +2,79 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
-from gateway.api import problems
+from gateway.api import access_log, problems
+from gateway.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from gateway.api.routes import router
-from gateway.bootstrap import Services
+from gateway.bootstrap import Services, build_services
+from gateway.config import Settings
+
+_DESCRIPTION = """\
+Before anyone gets a byte, the gateway checks who is asking and which export
+tier their country is in, decides under a versioned export-control policy,
+writes the decision to a tamper-evident audit log, and only then hands out an
+encrypted, time-limited download.
+
+Callers authenticate with a bearer token (or a DPoP-bound one). Every error is
+an RFC 9457 `application/problem+json` body whose `code` is stable.
+"""
+
+_TAGS = [
+    {"name": "grants", "description": "Ask for weights; fetch, inspect and revoke grants."},
+    {"name": "catalog", "description": "The models on offer."},
+    {"name": "policy", "description": "The export-control policy: explain and reload."},
+    {"name": "orgs", "description": "The organisation registry."},
+    {"name": "exemptions", "description": "Licenses and validated end users, two-person rule."},
+    {"name": "quotas", "description": "Grants per hour and bytes per day."},
+    {"name": "audit", "description": "The audit log: entries, checkpoints, proofs, receipts."},
+    {"name": "operations", "description": "Liveness, readiness and metrics."},
+]
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
+    """The app around ``services``; if it ``owns_services``, its lifespan starts and closes them.
+
+    A serving process owns its services: startup starts checkpoint
+    publication, and shutdown drains the audit writer and releases the
+    database. Tests own theirs and serve with the lifespan off.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owns_services:
+            services.start()
+        try:
+            yield
+        finally:
+            if owns_services:
+                services.close()
+
     app = FastAPI(
         title="weightgate",
         summary="Export-controlled, audited, encrypted downloads of model weights.",
+        description=_DESCRIPTION,
         version="0.1.0",
+        openapi_tags=_TAGS,
+        lifespan=lifespan,
     )
+    # The document FastAPI builds, plus the problem type, the bearer scheme and
+    # the problems that follow from each route's shape (see ``problems``).
+    app.openapi = lambda: problems.openapi_document(app)  # type: ignore[method-assign]
     app.state.services = services
     problems.install(app)
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
+    # Outermost last: every answer, a 413 included, carries a request id.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     app.include_router(router)
     return app
+
+
+def worker_app() -> FastAPI:
+    """One ``serve --workers N`` process: its own services from the environment, one database."""
+    access_log.install()
+    return create_app(build_services(Settings()), owns_services=True)

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.deps import SecurityReader, ServicesDep
-from gateway.api.schemas import CosignatureBody
+from gateway.api.problems import problem_response, responses
+from gateway.api.schemas import (
+    INT64_MAX,
+    AuditEntries,
+    ConsistencyProof,
+    CosignatureBody,
+    CosignedCheckpoint,
+    DateTimeParam,
+    InclusionProof,
+)
 from gateway.audit import checkpoint
 from gateway.audit.receipt import format_receipt
 from gateway.audit.witness import accept_cosignature
 from gateway.bootstrap import Services
 from gateway.errors import NotFound
 
-router = APIRouter()
+router = APIRouter(tags=["audit"])
 
 
-@router.get("/v1/audit/entries")
+@router.get("/v1/audit/entries", response_model=AuditEntries, responses=responses(403, 503))
 def audit_entries(
     _reader: SecurityReader,
     services: ServicesDep,
@@ -31,11 +39,16 @@ def audit_entries(
     decision: Literal["allow", "deny"] | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after: Annotated[int, Query(ge=-1)] = -1,
+    since: DateTimeParam | None = None,
+    until: DateTimeParam | None = None,
+    after: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
+    """Audit entries matching every filter given (security or admin), paged by index.
+
+    Each entry is as stored, with its ``leaf_hash``, so a reader can check it
+    against the log's signed checkpoints. ``next_after`` pages on.
+    """
     rows = services.audit.query(
         subject=subject,
         org=org,
@@ -55,19 +68,27 @@ def audit_entries(
     }
 
 
-@router.get("/v1/audit/checkpoint", response_class=PlainTextResponse)
+@router.get(
+    "/v1/audit/checkpoint",
+    response_class=PlainTextResponse,
+    response_description="A c2sp.org/tlog-checkpoint note, with witness cosignatures.",
+    responses=responses(404, 503),
+)
 def audit_checkpoint(services: ServicesDep) -> str:
+    """The latest signed checkpoint of the audit log (404 while the log has none)."""
     note = services.audit.latest_checkpoint()
     if note is None:
         raise NotFound("the audit log is empty")
     return note
 
 
-@router.get("/v1/audit/proofs/inclusion")
+@router.get(
+    "/v1/audit/proofs/inclusion", response_model=InclusionProof, responses=responses(404, 503)
+)
 def inclusion_proof(
     services: ServicesDep,
-    index: Annotated[int, Query(ge=0)],
-    size: Annotated[int | None, Query(ge=1)] = None,
+    index: Annotated[int, Query(ge=0, le=INT64_MAX)],
+    size: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> dict[str, Any]:
     """The audit path of entry ``index`` in the tree of ``size`` (default: the latest signed)."""
     note = _signed_note(services, size)
@@ -82,29 +103,55 @@ def inclusion_proof(
     }
 
 
-@router.get("/v1/audit/proofs/consistency")
+@router.get(
+    "/v1/audit/proofs/consistency", response_model=ConsistencyProof, responses=responses(503)
+)
 def consistency_proof(
     services: ServicesDep,
-    start: Annotated[int, Query(alias="from", ge=0)],
-    end: Annotated[int, Query(alias="to", ge=0)],
+    start: Annotated[int, Query(alias="from", ge=0, le=INT64_MAX)],
+    end: Annotated[int, Query(alias="to", ge=0, le=INT64_MAX)],
 ) -> dict[str, Any]:
+    """The RFC 9162 consistency proof that the tree of ``to`` extends the tree of ``from``."""
     path = services.audit.consistency_proof(start, end)
     return {"from": start, "to": end, "proof": [base64.b64encode(h).decode() for h in path]}
 
 
-@router.get("/v1/audit/receipts/{index}", response_class=PlainTextResponse)
-def receipt(services: ServicesDep, index: int) -> str:
-    """A c2sp.org/tlog-proof receipt for one entry, tied to the latest signed checkpoint."""
-    note = _signed_note(services, None)
-    signed = checkpoint.verify(note, services.audit.origin, services.keys.audit_signer.public_key())
-    _, path = services.audit.inclusion_proof(index, signed.size)
+@router.get(
+    "/v1/audit/receipts/{index}",
+    response_class=PlainTextResponse,
+    response_description="A c2sp.org/tlog-proof receipt.",
+    responses={
+        404: problem_response(
+            404,
+            "No such entry; or ``not_yet_covered``: no signed checkpoint covers it yet "
+            "(``Retry-After``).",
+            retry_after=True,
+        ),
+        **responses(503),
+    },
+)
+def receipt(services: ServicesDep, index: Annotated[int, Path(ge=0, le=INT64_MAX)]) -> str:
+    """A c2sp.org/tlog-proof receipt for one entry, tied to the latest signed checkpoint.
+
+    An entry committed since the last checkpoint answers 404 ``not_yet_covered``
+    with ``Retry-After`` (the publication interval), not a missing entry.
+    """
+    note, _, path = services.audit.receipt_material(index)
     return format_receipt(index, path, note)
 
 
-@router.post("/v1/audit/cosignatures")
+@router.post(
+    "/v1/audit/cosignatures",
+    response_model=CosignedCheckpoint,
+    responses=responses(403, 404, 503),
+)
 def add_cosignature(
     body: CosignatureBody, _reader: SecurityReader, services: ServicesDep
 ) -> dict[str, Any]:
+    """A witness's cosignature on the checkpoint of ``size`` (security or admin).
+
+    It is kept only if a configured witness's key verifies it (else 422).
+    """
     note = accept_cosignature(
         services.audit.checkpoints, services.witnesses, body.size, body.cosignature
     )

@@ -7,34 +7,53 @@ from typing import Any
 from fastapi import APIRouter
 
 from gateway.api.deps import Admin, ContextDep, PrincipalDep, SecurityReader, ServicesDep
-from gateway.api.schemas import ExplainBody, OrgBody, OrgChange, ReloadBody
-from gateway.catalog import OrgView
+from gateway.api.problems import responses
+from gateway.api.schemas import (
+    Decision,
+    ExplainBody,
+    ModelInfo,
+    ModelList,
+    OrgBody,
+    OrgChange,
+    OrgList,
+    OrgView,
+    PolicySummary,
+    ReloadBody,
+)
+from gateway.catalog import OrgView as Registered
 from gateway.context.policy_source import pack_summary
 from gateway.policy.explain import explain
 
 router = APIRouter()
 
 
-@router.get("/v1/models")
-def list_models(_principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
-    return {
-        "models": [
-            {
-                "id": m.id,
-                "eccn": m.eccn.value,
-                "classification_basis": m.classification_basis,
-                "training_ops": m.training_ops,
-                "revisions": list(m.revisions),
-            }
+@router.get("/v1/models", tags=["catalog"], responses=responses(503))
+def list_models(_principal: PrincipalDep, services: ServicesDep) -> ModelList:
+    """The catalog: every model, its export classification and its published revisions."""
+    return ModelList(
+        models=[
+            ModelInfo(
+                id=m.id,
+                eccn=m.eccn,
+                classification_basis=m.classification_basis,
+                training_ops=m.training_ops,
+                revisions=list(m.revisions),
+            )
             for m in services.catalog.models()
         ]
-    }
+    )
 
 
-@router.post("/v1/policy/explain")
+@router.post(
+    "/v1/policy/explain", tags=["policy"], response_model=Decision, responses=responses(503)
+)
 def policy_explain(
     body: ExplainBody, _principal: PrincipalDep, services: ServicesDep
 ) -> dict[str, Any]:
+    """What the policy in force would decide for these countries, as of ``at`` (default today).
+
+    Nothing is granted and nothing is audited: it is the decision and its reasons only.
+    """
     decision = explain(
         services.policy.current,
         country=body.country,
@@ -47,34 +66,39 @@ def policy_explain(
     return decision.to_dict()
 
 
-@router.post("/v1/policy/reload")
+@router.post(
+    "/v1/policy/reload",
+    tags=["policy"],
+    response_model=PolicySummary,
+    responses=responses(403, 503),
+)
 def policy_reload(
     body: ReloadBody, admin: Admin, services: ServicesDep, context: ContextDep
-) -> dict[str, Any]:
-    """Switch packs, or re-read the configured one; audited, and a bad pack changes nothing."""
+) -> dict[str, str]:
+    """Switch packs, or re-read the configured one (admin); audited. A bad pack changes nothing."""
     pack = services.policy.reload(context, name=body.pack, by=admin)
     return pack_summary(pack)
 
 
-def _org(view: OrgView) -> dict[str, Any]:
-    return {
-        "id": view.id,
-        "name": view.name,
-        "hq": view.hq,
-        "parent_hq": view.parent_hq,
-        "aliases": list(view.aliases),
-    }
+def _org(view: Registered) -> OrgView:
+    return OrgView(
+        id=view.id,
+        name=view.name,
+        hq=view.hq,
+        parent_hq=view.parent_hq,
+        aliases=list(view.aliases),
+    )
 
 
-@router.get("/v1/orgs")
-def list_orgs(_reader: SecurityReader, services: ServicesDep) -> dict[str, Any]:
-    return {"orgs": [_org(view) for view in services.catalog.orgs()]}
+@router.get("/v1/orgs", tags=["orgs"], responses=responses(403, 503))
+def list_orgs(_reader: SecurityReader, services: ServicesDep) -> OrgList:
+    """The organisation registry (security or admin): headquarters, parent and aliases."""
+    return OrgList(orgs=[_org(view) for view in services.catalog.orgs()])
 
 
-@router.post("/v1/orgs", status_code=201)
-def add_org(
-    body: OrgBody, admin: Admin, services: ServicesDep, context: ContextDep
-) -> dict[str, Any]:
+@router.post("/v1/orgs", status_code=201, tags=["orgs"], responses=responses(403, 409, 503))
+def add_org(body: OrgBody, admin: Admin, services: ServicesDep, context: ContextDep) -> OrgView:
+    """Register an organisation (admin); audited with what was added."""
     view = services.catalog.add_org(
         body.id,
         name=body.name,
@@ -87,10 +111,11 @@ def add_org(
     return _org(view)
 
 
-@router.patch("/v1/orgs/{org_id}")
+@router.patch("/v1/orgs/{org_id}", tags=["orgs"], responses=responses(403, 404, 503))
 def update_org(
     org_id: str, body: OrgChange, admin: Admin, services: ServicesDep, context: ContextDep
-) -> dict[str, Any]:
+) -> OrgView:
+    """Change an organisation (admin): only the fields given; audited with before and after."""
     view = services.catalog.update_org(
         org_id,
         name=body.name,
