@@ -29,6 +29,7 @@ from gateway.identity.principal import Principal
 from gateway.names import check_model_id, check_org_id
 from gateway.policy.countries import country_code
 from gateway.policy.exemptions import ActiveExemption, ExemptionKind, may_cover
+from gateway.recent import RecentCache
 from gateway.state.database import read
 from gateway.state.tables import Exemption
 
@@ -69,6 +70,9 @@ class ExemptionService:
         self._clock = clock
         self._approvals_required = approvals_required
         self._pending_for = pending_for
+        self._active: RecentCache[tuple[ActiveExemption, ...]] = RecentCache(
+            clock, timedelta(seconds=1), remember_none=True
+        )
 
     def propose(
         self, admin: Principal, proposal: Proposal, context: RequestContext
@@ -213,6 +217,7 @@ class ExemptionService:
             },
         )
         self._audit.append([entry], change)
+        self._active.clear()
 
     def _row(self, exemption_id: str) -> Exemption:
         row: Exemption | None = read(self._sessions, lambda s: s.get(Exemption, exemption_id))
@@ -226,10 +231,34 @@ class ExemptionService:
         return [self._view(row) for row in rows]
 
     def active_for(self, org_id: str) -> tuple[ActiveExemption, ...]:
-        """The organisation's approved exemptions in force today (what the policy sees)."""
+        """The organisation's approved exemptions (what the policy sees), remembered a second.
+
+        Read on every grant and changed rarely, so each organisation's list is
+        kept for a second (this process's own changes clear it). A stale list
+        can only lack an exemption approved elsewhere within that second, which
+        denies; it can never keep a revoked one working, because a grant that
+        rests on an exemption checks it again inside its audited transaction
+        (``still_in_force``).
+        """
+        return self._active.lookup(org_id, lambda: self._read_active(org_id)) or ()
+
+    def forget(self, org_id: str) -> None:
+        """Drop the remembered list of one organisation (it is read afresh next time)."""
+        self._active.forget(org_id)
+
+    def _read_active(self, org_id: str) -> tuple[ActiveExemption, ...]:
         query = select(Exemption).where(Exemption.org_id == org_id, Exemption.status == "approved")
         rows = read(self._sessions, lambda s: list(s.scalars(query)))
         return tuple(_active(row) for row in rows if self._status(row) == "approved")
+
+    def still_in_force(self, session: Session, exemption_id: str) -> bool:
+        """Whether the exemption is approved and in force now, read in the caller's transaction."""
+        row = session.get(Exemption, exemption_id)
+        return (
+            row is not None
+            and self._status(row) == "approved"
+            and _active(row).in_force(self._clock.now().date())
+        )
 
     def is_active(self, exemption_id: str) -> bool:
         try:

@@ -108,6 +108,13 @@ class QuotaService:
         if refusal is not None:
             self.refuse(principal, model=model, context=context, refusal=refusal)
 
+    def applies(self, principal: Principal) -> bool:
+        """Whether any quota limits this principal (as known to this process, a second stale)."""
+        return any(
+            self._quota(scope, key) is not None
+            for scope, key in (("org", principal.org), ("subject", principal.subject))
+        )
+
     def enforce(self, session: Session, principal: Principal, requested_bytes: int) -> None:
         """The authoritative check, inside the serialised append; QuotaExceeded rolls it back.
 

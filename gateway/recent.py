@@ -37,5 +37,8 @@ class RecentCache(Generic[V]):
             self._entries[key] = (now + self._lifetime, value)
         return value
 
+    def forget(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
     def clear(self) -> None:
         self._entries.clear()

@@ -19,10 +19,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
+from gateway.audit.sequencer import Change, Insert
 from gateway.catalog import Catalog, key_context
 from gateway.clock import Clock, as_utc
 from gateway.context.geoip import GeoIp
@@ -44,6 +46,7 @@ from gateway.errors import (
     NotFound,
     PolicyDenied,
     QuotaExceeded,
+    Unavailable,
 )
 from gateway.exemptions import ExemptionService
 from gateway.identity.principal import Principal, Role
@@ -114,7 +117,12 @@ class GrantService:
         self._ttl = grant_ttl
 
     def request_grant(
-        self, principal: Principal, request: GrantRequest, context: RequestContext
+        self,
+        principal: Principal,
+        request: GrantRequest,
+        context: RequestContext,
+        *,
+        first_try: bool = True,
     ) -> IssuedGrant:
         recipient = parse_recipient_key(request.recipient_key, request.recipient_kem)
         model = self._catalog.model(check_model_id(request.model))
@@ -180,27 +188,40 @@ class GrantService:
         listed = [self._file_entry(principal, grant_id, f, recipient, expires_at) for f in files]
         paths = [f.path for f in files]
 
-        def insert(session: Session, indices: list[int]) -> None:
+        grant_row = {
+            "id": grant_id,
+            "issuer": principal.issuer,
+            "subject": principal.subject,
+            "org_id": principal.org,
+            "model_id": model.id,
+            "revision": revision,
+            "paths": json.dumps(paths),
+            "created_at": now,
+            "expires_at": expires_at,
+            "revoked_at": None,
+            "exemption_id": decision.exemption_id,
+            "granted_bytes": granted_bytes,
+        }
+
+        def checked_insert(session: Session, indices: list[int]) -> None:
             # Counted again here, serialised with every other append, so
             # concurrent grants cannot overshoot a quota between check and insert.
             self._quotas.enforce(session, principal, granted_bytes)
-            session.add(
-                Grant(
-                    id=grant_id,
-                    issuer=principal.issuer,
-                    subject=principal.subject,
-                    org_id=principal.org,
-                    model_id=model.id,
-                    revision=revision,
-                    paths=json.dumps(paths),
-                    created_at=now,
-                    expires_at=expires_at,
-                    revoked_at=None,
-                    audit_index=indices[0],
-                    exemption_id=decision.exemption_id,
-                    granted_bytes=granted_bytes,
-                )
-            )
+            # The decision may have used a remembered list of exemptions: the
+            # one it rests on is read again here, serialised with any revocation.
+            if decision.exemption_id is not None and not self._exemptions.still_in_force(
+                session, decision.exemption_id
+            ):
+                raise _ExemptionWithdrawn(decision.exemption_id)
+            session.execute(insert(Grant), [{**grant_row, "audit_index": indices[0]}])
+
+        # Most grants need no check inside the transaction: their row goes in
+        # with the batch's bulk inserts.
+        change: Change = (
+            checked_insert
+            if decision.exemption_id is not None or self._quotas.applies(principal)
+            else Insert(Grant, lambda indices: [{**grant_row, "audit_index": indices[0]}])
+        )
 
         event = build_event(
             "grant.allow",
@@ -214,11 +235,18 @@ class GrantService:
             **common,
         )
         try:
-            [index] = self._audit.append([event], insert)
+            [index] = self._audit.append([event], change)
         except QuotaExceeded as exc:
             self._quotas.refuse(
                 principal, model=model.id, context=context, refusal=exc.detail["refusal"]
             )
+        except _ExemptionWithdrawn:
+            if not first_try:
+                raise Unavailable("the exemptions changed while deciding; ask again") from None
+            # Decided on a remembered list another replica has since changed:
+            # decide again on a fresh one (a denial now, audited as such).
+            self._exemptions.forget(principal.org)
+            return self.request_grant(principal, request, context, first_try=False)
         return IssuedGrant(
             {
                 "id": grant_id,
@@ -388,6 +416,10 @@ class GrantService:
             "state": self._state(grant),
             "audit_index": grant.audit_index,
         }
+
+
+class _ExemptionWithdrawn(Exception):
+    """The exemption a decision relied on is no longer in force; its grant was rolled back."""
 
 
 def _owns(principal: Principal, grant: Grant) -> bool:

@@ -16,7 +16,9 @@ from gateway.identity.principal import Principal, Role
 from gateway.identity.tokens import Presentation
 
 
-def get_services(request: Request) -> Services:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def``
+# dependency in the thread pool, a hop per dependency per request.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -24,7 +26,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_context(request: Request, services: ServicesDep) -> RequestContext:
+async def get_context(request: Request, services: ServicesDep) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     peer = request.client.host if request.client else None
     return RequestContext(

@@ -79,7 +79,10 @@ def install(app: FastAPI) -> None:
         status = status_of(exc)
         if status == 503:
             _log.error("dependency unavailable: %s", exc.message, exc_info=exc.__cause__)
-        body = _body(status, exc.code.replace("_", " "), exc.message, request.url.path, exc.code)
+        # An adapter's message may name endpoints, buckets or paths; where it
+        # does, it also gives the line a client may see.
+        detail = str(exc.detail.get("public", exc.message))
+        body = _body(status, exc.code.replace("_", " "), detail, request.url.path, exc.code)
         decision = exc.detail.get("decision")
         if decision is not None:
             body["reasons"] = decision["reasons"]

@@ -26,7 +26,7 @@ from gateway.audit.merkle import CompactRange
 from gateway.audit.proofs import NodeId
 from gateway.audit.sequencer import Change, Sequencer
 from gateway.errors import IntegrityError, InvalidInput, NotFound, NotYetCovered, Unavailable
-from gateway.state.database import read, writer_sessions
+from gateway.state.database import WriteTurn, read, writer_sessions
 from gateway.state.tables import AuditEntry, MerkleNode, TreeState
 
 APPEND_TIMEOUT_SECONDS = 2.0
@@ -73,10 +73,12 @@ class AuditLog:
         # How often a verifier should expect a new checkpoint: the receipts' Retry-After.
         self.checkpoint_interval = checkpoint_interval
         self.checkpoints = CheckpointStore(sessions, origin, public_key)
+        self._turn = WriteTurn(sessions.kw["bind"])
         self._sequencer = Sequencer(
             writer_sessions(sessions),
             origin=origin,
             verify_note=lambda note: checkpoint.verify(note, origin, public_key),
+            turn=self._turn,
         )
         self._append_timeout = append_timeout
         self._subscribers: list[Callable[[Mapping[str, Any]], None]] = []
@@ -102,6 +104,7 @@ class AuditLog:
 
     def close(self) -> None:
         self._sequencer.close()
+        self._turn.close()
 
     def read_nodes(self, ids: list[NodeId]) -> dict[NodeId, bytes]:
         """Stored hashes of these perfect subtrees, in two queries whatever the log's size."""

@@ -28,10 +28,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,9 +43,38 @@ from gateway.audit.columns import indexed_columns
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.canonical import canonical_json
 from gateway.errors import IntegrityError, Unavailable, WeightgateError
-from gateway.state.tables import AuditEntry, MerkleNode, SignedCheckpoint, TreeState
+from gateway.state.tables import AuditEntry, Base, MerkleNode, SignedCheckpoint, TreeState
 
-Change = Callable[[Session, list[int]], None]
+
+@dataclass(frozen=True)
+class Insert:
+    """Rows that go in with a request's entries, made from their indices.
+
+    The cheap kind of change: no savepoint and no ORM flush per request; the
+    batch inserts every request's rows in one statement per table. A change
+    that must read or check something in the transaction is a callable.
+    """
+
+    table: type[Base]
+    rows: Callable[[list[int]], list[dict[str, Any]]]
+
+
+Change = Callable[[Session, list[int]], None] | Insert
+
+# The writer's own statements, built once.
+_HEAD = (
+    select(TreeState.size, TreeState.root, TreeState.frontier)
+    .where(TreeState.id == 1)
+    .with_for_update()
+)
+_NEWEST_CHECKPOINT = (
+    select(SignedCheckpoint.size, SignedCheckpoint.root, SignedCheckpoint.note)
+    .order_by(SignedCheckpoint.size.desc())
+    .limit(1)
+)
+# The parameters of an execute become its SET clause.
+_MOVE_HEAD = update(TreeState).where(TreeState.id == 1)
+
 NoteVerifier = Callable[[str], Checkpoint]
 MAX_BATCH = 256
 # Requests that may wait for the writer at once; beyond this a request is
@@ -59,6 +89,7 @@ class _Rows:
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    inserts: dict[type[Base], list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,8 +107,10 @@ class Sequencer:
         origin: str,
         verify_note: NoteVerifier,
         max_queued: int = MAX_QUEUED,
+        turn: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self._sessions = sessions
+        self._turn = turn
         self._origin = origin
         self._verify_note = verify_note
         # The newest checkpoint whose signature was checked: verified once, not per batch.
@@ -210,16 +243,22 @@ class Sequencer:
         committing = False
         began = time.perf_counter()
         try:
-            with self._sessions.begin() as session:
-                state, tree = self._locked_head(session)
+            with self._turn(), self._sessions.begin() as session:
+                connection = session.connection()
+                tree = self._locked_head(connection)
                 for position, pending in enumerate(batch):
                     outcomes[position] = self._apply(session, tree, rows, pending)
-                # The batch's entries and nodes go in as two bulk inserts.
+                # The batch's entries, nodes and rows go in as one bulk insert each.
                 if rows.entries:
-                    session.execute(insert(AuditEntry), rows.entries)
+                    connection.execute(insert(AuditEntry), rows.entries)
                 if rows.nodes:
-                    session.execute(insert(MerkleNode), rows.nodes)
-                state.size, state.root, state.frontier = tree.size, tree.root(), tree.to_bytes()
+                    connection.execute(insert(MerkleNode), rows.nodes)
+                for table, values in rows.inserts.items():
+                    connection.execute(insert(table), values)
+                connection.execute(
+                    _MOVE_HEAD,
+                    {"size": tree.size, "root": tree.root(), "frontier": tree.to_bytes()},
+                )
                 committing = True
         except WeightgateError as exc:
             return exc
@@ -267,6 +306,11 @@ class Sequencer:
         """
         if pending.change is None:
             return self._sequence(tree, rows, pending.events)
+        if isinstance(pending.change, Insert):
+            indices = self._sequence(tree, rows, pending.events)
+            made = pending.change.rows(indices)
+            rows.inserts.setdefault(pending.change.table, []).extend(made)
+            return indices
         snapshot = CompactRange.from_bytes(tree.size, tree.to_bytes())
         marks = len(rows.entries), len(rows.nodes)
         savepoint = session.begin_nested()
@@ -305,43 +349,41 @@ class Sequencer:
             indices.append(index)
         return indices
 
-    def _locked_head(self, session: Session) -> tuple[TreeState, CompactRange]:
+    def _locked_head(self, connection: Connection) -> CompactRange:
         """The stored tree head, locked, and refused if it contradicts itself or a signature.
 
         Extending a corrupted head would sign a checkpoint inconsistent with
-        an earlier one, which a transparency log must never do.
+        an earlier one, which a transparency log must never do. Plain Core
+        statements: this runs once per batch while every request waits.
         """
-        state = session.scalars(
-            select(TreeState).where(TreeState.id == 1).with_for_update()
-        ).one_or_none()
+        state = connection.execute(_HEAD).one_or_none()
         if state is None:
             raise IntegrityError("the audit tree head is missing; refusing to append")
+        size, root, frontier = state
         try:
-            tree = CompactRange.from_bytes(state.size, state.frontier)
+            tree = CompactRange.from_bytes(size, frontier)
         except ValueError:
             raise IntegrityError("the audit tree head is corrupted; refusing to append") from None
-        if tree.root() != state.root:
+        if tree.root() != root:
             raise IntegrityError("the audit tree head is corrupted; refusing to append")
-        newest = session.scalars(
-            select(SignedCheckpoint).order_by(SignedCheckpoint.size.desc()).limit(1)
-        ).one_or_none()
+        newest = connection.execute(_NEWEST_CHECKPOINT).one_or_none()
         if newest is not None:
-            signed = self._verified_checkpoint(newest)
+            signed = self._verified_checkpoint(*newest)
             if signed.size > tree.size or (signed.size == tree.size and signed.root != tree.root()):
                 raise IntegrityError(
                     f"the audit tree head (size {tree.size}) contradicts the signed checkpoint "
                     f"of size {signed.size}; refusing to append"
                 )
-        return state, tree
+        return tree
 
-    def _verified_checkpoint(self, row: SignedCheckpoint) -> Checkpoint:
+    def _verified_checkpoint(self, size: int, root: bytes, note: str) -> Checkpoint:
         """The row's checkpoint, its signature checked once per new checkpoint (not per batch)."""
-        if self._verified is not None and self._verified[0] == row.note:
+        if self._verified is not None and self._verified[0] == note:
             return self._verified[1]
-        signed = self._verify_note(row.note)
-        if signed.size != row.size or signed.root != row.root:
-            raise IntegrityError(f"the checkpoint row of size {row.size} does not match its note")
-        self._verified = (row.note, signed)
+        signed = self._verify_note(note)
+        if signed.size != size or signed.root != root:
+            raise IntegrityError(f"the checkpoint row of size {size} does not match its note")
+        self._verified = (note, signed)
         return signed
 
 

@@ -100,11 +100,18 @@ class StorageHealth:
         status = self.status()
         if not status.available:
             raise Unavailable(
-                f"storage is unavailable: {status.reason}", retry_after=self._retry_after
+                f"storage is unavailable: {status.reason}",
+                retry_after=self._retry_after,
+                public=PUBLIC_DOWN,
             )
 
     def _lapsed(self, now: datetime) -> bool:
         return self._last_failure is not None and now - self._last_failure > self._lifetime
+
+
+# What a client is told: the reason names endpoints, buckets and object keys,
+# which are for the gateway's log, not for whoever holds a file URL.
+PUBLIC_DOWN = "storage is unavailable; nothing was issued"
 
 
 class MonitoredBlobStore:

@@ -94,6 +94,11 @@ class LocalBlobStore:
         try:
             self._root.mkdir(parents=True, exist_ok=True)
             if not os.access(self._root, os.R_OK | os.W_OK):
-                raise Unavailable(f"local storage {self._root} is not readable and writable")
+                raise Unavailable(
+                    f"local storage {self._root} is not readable and writable",
+                    public="storage is unavailable",
+                )
         except OSError as exc:
-            raise Unavailable(f"local storage {self._root}: {exc.strerror}") from None
+            raise Unavailable(
+                f"local storage {self._root}: {exc.strerror}", public="storage is unavailable"
+            ) from None

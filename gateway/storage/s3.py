@@ -288,4 +288,6 @@ class S3BlobStore:
         except (BotoCoreError, Boto3Error) as exc:
             # No answer at all: unreachable endpoint, timeout, no credentials.
             error, message = Unavailable, f"S3 bucket {self._bucket}: could not {action}: {exc}"
-        raise error(message)
+        # The message is for the operator's log; clients get the public line only.
+        public = "the stored object is missing" if error is NotFound else "storage is unavailable"
+        raise error(message, public=public)

@@ -209,5 +209,10 @@ def test_store_outage_turns_redirects_into_503_not_dead_links(
         assert redirect.status_code == 503
         assert redirect.headers["content-type"].startswith("application/problem+json")
         assert "location" not in redirect.headers
+        # Anyone holding a file URL sees this answer: it names no endpoint,
+        # bucket, object key or version (the gateway's log has those).
+        stored = gateway.services.catalog.files(MODEL, REVISION)[0]
+        for secret in (server.url, gateway.bucket, stored.object_key, stored.object_version):
+            assert secret not in redirect.text
         ready = httpx.get(f"{gateway.url}/readyz", timeout=30)
         assert ready.status_code == 503
