@@ -131,9 +131,15 @@ class QuotaService:
         usage_of: Callable[[Select[Any, Any]], tuple[Any, Any]],
     ) -> Refusal | None:
         now = self._clock.now()
-        for scope, key, column in (
-            ("org", principal.org, Grant.org_id),
-            ("subject", principal.subject, Grant.subject),
+        # A subject is someone only together with its issuer: the same name from
+        # another trusted issuer is another person, with a count of its own.
+        for scope, key, whose in (
+            ("org", principal.org, (Grant.org_id == principal.org,)),
+            (
+                "subject",
+                principal.subject,
+                (Grant.subject == principal.subject, Grant.issuer == principal.issuer),
+            ),
         ):
             quota = self._quota(scope, key)
             if quota is None:
@@ -152,7 +158,7 @@ class QuotaService:
                     continue
                 used, oldest = usage_of(
                     select(measure, func.min(Grant.created_at)).where(
-                        column == key, Grant.created_at > now - window
+                        *whose, Grant.created_at > now - window
                     )
                 )
                 if (used or 0) + adding > limit:

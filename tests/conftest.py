@@ -71,6 +71,16 @@ def services(settings: Settings, clock: FixedClock) -> Iterator[Services]:
     built.close()
 
 
+@pytest.fixture
+def pg_services(settings: Settings, clock: FixedClock, postgres_url: str) -> Iterator[Services]:
+    """The same gateway on a fresh PostgreSQL database instead of SQLite."""
+    configured = settings.model_copy(update={"database_url": postgres_url})
+    init_keys(configured.keys_dir)
+    services = build_services(configured, clock)
+    yield services
+    services.close()
+
+
 def operator() -> RequestContext:
     return RequestContext(request_id=uuid.uuid4().hex, client_address="test")
 

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway.api import access_log, problems
-from gateway.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from gateway.api.deps import authenticate_scope
+from gateway.api.middleware import AuthenticateBeforeBody, BodyLimitMiddleware, RequestIdMiddleware
 from gateway.api.routes import router
 from gateway.bootstrap import Services, build_services
 from gateway.config import Settings
@@ -67,7 +68,9 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     app.state.services = services
     problems.install(app)
 
-    # Outermost last: every answer, a 413 included, carries a request id.
+    # Outermost last: every answer, a 413 included, carries a request id; no
+    # body is read before its sender is authenticated, nor beyond the cap.
+    app.add_middleware(AuthenticateBeforeBody, authenticate=authenticate_scope)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(router)

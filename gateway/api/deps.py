@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from gateway.audit.events import RequestContext, keyed_hash
 from gateway.bootstrap import IPNetwork, Services
@@ -16,11 +17,15 @@ from gateway.identity.principal import Principal, Role
 from gateway.identity.tokens import Presentation
 
 
+def get_services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def``
 # dependency in the thread pool, a hop per dependency per request.
 async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+    return get_services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -63,10 +68,22 @@ def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(parsed in network for network in networks)
 
 
+def authenticate_scope(scope: Scope) -> Principal | Unauthenticated:
+    """The caller a request's headers name, or why not: for ``AuthenticateBeforeBody``."""
+    request = Request(scope)
+    try:
+        return _verify(request, get_services_of(request))
+    except Unauthenticated as refusal:
+        return refusal
+
+
 def get_principal(request: Request, services: ServicesDep, context: ContextDep) -> Principal:
     """The verified caller. Every refusal is audited as ``auth.reject`` before the 401 leaves."""
     try:
-        return _verify(request, services)
+        early = getattr(request.state, "authenticated", None)
+        if isinstance(early, Unauthenticated):
+            raise early
+        return early if isinstance(early, Principal) else _verify(request, services)
     except Unauthenticated as refusal:
         _, _, token = request.headers.get("authorization", "").partition(" ")
         services.rejections.record(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from collections.abc import Callable
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Every JSON body the API takes fits in a few KiB (the largest, a grant with a
@@ -113,3 +115,38 @@ async def _too_large(send: Send, limit: int, path: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+# Verifies a request's credentials from its headers alone: the caller, or the
+# refusal (an exception) to raise later, in the route's auth dependency.
+Authenticate = Callable[[Scope], object]
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class AuthenticateBeforeBody:
+    """Requests with a body are authenticated before a byte of it is read.
+
+    The outcome is left in ``request.state.authenticated`` for the route's
+    auth dependency, which audits a refusal as always. A refused caller's body
+    is never read: the app is handed an empty one, and the dependency answers
+    401 before anything would parse it. Verifying can touch the database
+    (single-use tokens, DPoP proofs), so it runs in the thread pool.
+    """
+
+    def __init__(self, app: ASGIApp, authenticate: Authenticate) -> None:
+        self.app = app
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        outcome = await anyio.to_thread.run_sync(self.authenticate, scope)
+        scope.setdefault("state", {})["authenticated"] = outcome
+        if isinstance(outcome, Exception):
+            receive = _empty_body
+        await self.app(scope, receive, send)
+
+
+async def _empty_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}

@@ -153,18 +153,17 @@ class WriteTurn:
         if self._path is None:
             yield
             return
-        fd = self._descriptor()
+        fd = self._descriptor(self._path)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _descriptor(self) -> int:
+    def _descriptor(self, path: Path) -> int:
         with self._opening:
             if self._fd is None:
-                assert self._path is not None  # noqa: S101 - checked by the caller
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             return self._fd
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -29,7 +30,9 @@ def test_a_huge_body_is_refused_by_its_length_before_it_is_read(
     assert catalog_ready.audit.tree_state() == before  # not even an auth.reject entry
 
 
-def test_a_streamed_body_without_a_length_is_cut_off_at_the_cap(gateway_url: str) -> None:
+def test_a_streamed_body_without_a_length_is_cut_off_at_the_cap(
+    gateway_url: str, catalog_ready: Services
+) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"model": "'
         for _ in range(64):
@@ -38,7 +41,10 @@ def test_a_streamed_body_without_a_length_is_cut_off_at_the_cap(gateway_url: str
     response = httpx.post(
         f"{gateway_url}/v1/exemptions",
         content=chunks(),
-        headers={"Content-Type": "application/json", "Authorization": "Bearer whatever"},
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {mint(catalog_ready, subject='root', roles=(Role.ADMIN,))}",
+        },
         timeout=30,
     )
     assert response.status_code == 413
@@ -63,3 +69,22 @@ def test_integers_beyond_64_bits_are_malformed_input_not_a_database_outage(
         response = httpx.get(f"{gateway_url}{path}", headers=admin)
         assert response.status_code == 422, (path, response.text)
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_unauthenticated_sender_is_refused_before_its_body_is_read(
+    gateway_url: str, catalog_ready: Services
+) -> None:
+    # The body is announced and never sent: a gateway that read bodies before
+    # checking who sends them would sit waiting for it.
+    host, port = gateway_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(
+            b"POST /v1/grants HTTP/1.1\r\nHost: gateway\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 16000\r\n"
+            b"Authorization: Bearer forged.token.here\r\n\r\n"
+        )
+        answer = connection.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 401"), answer
+    assert "application/problem+json" in answer
+    [refusal] = catalog_ready.audit.query(event="auth.reject")
+    assert refusal.as_dict()["path"] == "/v1/grants"

@@ -19,10 +19,7 @@ from sqlalchemy.orm import Session
 
 from gateway.audit import checkpoint
 from gateway.audit.sequencer import Sequencer
-from gateway.bootstrap import Services, build_services
-from gateway.clock import FixedClock
-from gateway.config import Settings
-from gateway.crypto.keyring import init_keys
+from gateway.bootstrap import Services
 from gateway.errors import Unavailable
 from gateway.state.database import writer_sessions
 from tests.audit.support import decision_event
@@ -107,15 +104,6 @@ def test_shutdown_commits_what_was_queued_and_refuses_what_comes_after(
     outcomes = [f.result(timeout=30) for f in futures]
     assert sorted(i for batch in outcomes for i in batch) == [0, 1, 2, 3]
     assert sorted(_logged(services)) == [f"user-{n}" for n in range(4)]
-
-
-@pytest.fixture
-def pg_services(settings: Settings, clock: FixedClock, postgres_url: str) -> Iterator[Services]:
-    configured = settings.model_copy(update={"database_url": postgres_url})
-    init_keys(configured.keys_dir)
-    services = build_services(configured, clock)
-    yield services
-    services.close()
 
 
 def test_one_oversized_entry_fails_alone_not_its_whole_batch(pg_services: Services) -> None:

@@ -7,22 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-from gateway.audit.verify import verify_log
 from gateway.bootstrap import Services
 from gateway.state.tables import AuditEntry
-from tests.audit.support import decision_event
+from tests.audit.support import decision_event, verify
 from tests.conftest import START
 
 
 def _verify(services: Services) -> list[str]:
-    report = verify_log(
-        services.audit.entries(),
-        origin=services.audit.origin,
-        public_key=services.keys.audit_signer.public_key(),
-        checkpoint_notes=services.audit.checkpoint_notes(),
-        state=services.audit.tree_state(),
-    )
-    return [f"{p.kind} {p.index}: {p.message}" for p in report.problems]
+    return [f"{p.kind} {p.index}: {p.message}" for p in verify(services).problems]
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ from gateway.audit.verify import verify_log
 from gateway.bootstrap import build_services
 from gateway.clock import SystemClock
 from gateway.config import Settings
-from tests.scenarios.deployment import Deployment, Replica, wait_until
+from tests.scenarios.deployment import Deployment, Replica, prepared, wait_until
 from tests.storage.conftest import MOTO_SERVER, MotoServer
 
 T = TypeVar("T")
@@ -130,16 +130,8 @@ class Site(Deployment):
 @contextmanager
 def site(root: Path, database_url: str, extra_env: dict[str, str] | None = None) -> Iterator[Site]:
     """A prepared ``Site`` (keys, one German org, one small model); its processes killed after."""
-    made = Site(root, database_url, extra_env=extra_env or {})
-    made.prepare()
-    try:
+    with prepared(Site(root, database_url, extra_env=extra_env or {})) as made:
         yield made
-    finally:
-        for replica in made.replicas:
-            if replica.process.poll() is None:
-                replica.process.kill()
-                replica.process.wait(timeout=30)
-            replica.log.close()
 
 
 @dataclass

@@ -8,6 +8,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from gateway.bootstrap import Services
+from gateway.identity.principal import Role
 from tests.conftest import MODEL, mint
 from tests.identity.idp import IdentityProvider
 
@@ -34,3 +35,22 @@ def test_same_subject_and_org_from_another_issuer_cannot_read_or_revoke_a_grant(
 
     mine = httpx.get(f"{gateway_url}/v1/grants/{grant_id}", headers=owner)
     assert mine.status_code == 200 and mine.json()["state"] == "active"
+
+
+def test_a_namesake_from_another_issuer_neither_uses_nor_exhausts_a_subject_quota(
+    gateway_url: str, catalog_ready: Services, idp: IdentityProvider
+) -> None:
+    admin = {"Authorization": f"Bearer {mint(catalog_ready, subject='root', roles=(Role.ADMIN,))}"}
+    assert (
+        httpx.put(
+            f"{gateway_url}/v1/quotas/subject/anna", json={"grants_per_hour": 1}, headers=admin
+        ).status_code
+        == 200
+    )
+    recipient = base64.b64encode(X25519PrivateKey.generate().public_key().public_bytes_raw())
+    body = {"model": MODEL, "recipient_key": recipient.decode()}
+    namesake = {"Authorization": f"Bearer {idp.token('key-1', catalog_ready.clock.now())}"}
+    assert httpx.post(f"{gateway_url}/v1/grants", json=body, headers=namesake).status_code == 201
+    owner = {"Authorization": f"Bearer {mint(catalog_ready, subject='anna', org='rhein')}"}
+    assert httpx.post(f"{gateway_url}/v1/grants", json=body, headers=owner).status_code == 201
+    assert httpx.post(f"{gateway_url}/v1/grants", json=body, headers=owner).status_code == 429

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 import jwt
@@ -221,7 +221,16 @@ class Deployment:
 
 @contextmanager
 def deployment(root: Path, database_url: str | None) -> Iterator[Deployment]:
-    made = Deployment(root, database_url)
+    with prepared(Deployment(root, database_url)) as made:
+        yield made
+
+
+D = TypeVar("D", bound=Deployment)
+
+
+@contextmanager
+def prepared(made: D) -> Iterator[D]:
+    """``made`` prepared (keys, one German org, one small model); its processes killed after."""
     made.prepare()
     try:
         yield made

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,15 +27,6 @@ from tests.conftest import MODEL, mint, operator
 
 REPLICAS = 4
 APPENDS = 15
-
-
-@pytest.fixture
-def pg_services(settings: Settings, clock: FixedClock, postgres_url: str) -> Iterator[Services]:
-    configured = settings.model_copy(update={"database_url": postgres_url})
-    init_keys(configured.keys_dir)
-    services = build_services(configured, clock)
-    yield services
-    services.close()
 
 
 def _verify(services: Services) -> None:
