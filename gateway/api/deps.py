@@ -12,7 +12,7 @@ from starlette.types import Scope
 
 from gateway.audit.events import RequestContext, keyed_hash
 from gateway.bootstrap import IPNetwork, Services
-from gateway.errors import Forbidden, Unauthenticated
+from gateway.errors import Forbidden, Unauthenticated, WeightgateError
 from gateway.identity.principal import Principal, Role
 from gateway.identity.tokens import Presentation
 
@@ -68,20 +68,25 @@ def _within(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(parsed in network for network in networks)
 
 
-def authenticate_scope(scope: Scope) -> Principal | Unauthenticated:
-    """The caller a request's headers name, or why not: for ``AuthenticateBeforeBody``."""
+def authenticate_scope(scope: Scope) -> Principal | WeightgateError:
+    """The caller a request's headers name, or why not: for ``AuthenticateBeforeBody``.
+
+    Failures are returned, not raised: this runs in middleware, outside the
+    error handlers, and the route's auth dependency raises them in turn (a
+    refusal audited and 401, an outage 503).
+    """
     request = Request(scope)
     try:
         return _verify(request, get_services_of(request))
-    except Unauthenticated as refusal:
-        return refusal
+    except WeightgateError as failure:
+        return failure
 
 
 def get_principal(request: Request, services: ServicesDep, context: ContextDep) -> Principal:
     """The verified caller. Every refusal is audited as ``auth.reject`` before the 401 leaves."""
     try:
         early = getattr(request.state, "authenticated", None)
-        if isinstance(early, Unauthenticated):
+        if isinstance(early, WeightgateError):
             raise early
         return early if isinstance(early, Principal) else _verify(request, services)
     except Unauthenticated as refusal:
