@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from starlette.types import Scope
 
@@ -82,13 +83,26 @@ def authenticate_scope(scope: Scope) -> Principal | WeightgateError:
         return failure
 
 
-def get_principal(request: Request, services: ServicesDep, context: ContextDep) -> Principal:
-    """The verified caller. Every refusal is audited as ``auth.reject`` before the 401 leaves."""
+async def get_principal(request: Request, services: ServicesDep, context: ContextDep) -> Principal:
+    """The verified caller. Every refusal is audited as ``auth.reject`` before the 401 leaves.
+
+    A caller already verified ahead of its body (``AuthenticateBeforeBody``)
+    costs nothing more here; verifying or auditing may block, so that runs in
+    the thread pool.
+    """
+    early = getattr(request.state, "authenticated", None)
+    if isinstance(early, Principal):
+        return early
+    return await anyio.to_thread.run_sync(_verified_or_refused, request, services, context, early)
+
+
+def _verified_or_refused(
+    request: Request, services: Services, context: RequestContext, early: object
+) -> Principal:
     try:
-        early = getattr(request.state, "authenticated", None)
         if isinstance(early, WeightgateError):
             raise early
-        return early if isinstance(early, Principal) else _verify(request, services)
+        return _verify(request, services)
     except Unauthenticated as refusal:
         _, _, token = request.headers.get("authorization", "").partition(" ")
         services.rejections.record(
@@ -127,10 +141,10 @@ def _verify(request: Request, services: Services) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+def require_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A route guard: the caller must hold one of ``roles``."""
 
-    def guard(principal: PrincipalDep) -> Principal:
+    async def guard(principal: PrincipalDep) -> Principal:
         if not principal.has_any(*roles):
             names = " or ".join(role.value for role in roles)
             raise Forbidden(f"this needs the {names} role")
