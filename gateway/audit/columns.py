@@ -38,7 +38,44 @@ def as_utc(value: datetime) -> datetime:
 
 
 def mismatch(entry: Mapping[str, Any], stored: tuple[Any, ...]) -> str | None:
-    """The first column that does not say what the entry says, if any."""
+    """The first column that does not say what the entry says, if any.
+
+    ``audit verify`` asks this of every entry, so the common case (all agree,
+    the time stored as SQLite writes it) is a handful of comparisons; only a
+    disagreement, or another storage form, takes the exact path that names
+    the column.
+    """
+    if _agrees(entry, stored):
+        return None
+    return _first_mismatch(entry, stored)
+
+
+def _agrees(entry: Mapping[str, Any], stored: tuple[Any, ...]) -> bool:
+    actor, decision = _mapping(entry.get("actor")), _mapping(entry.get("decision"))
+    event, subject, org, model, effect, country, tier, time = stored
+    written = entry.get("time")
+    return (
+        event == entry.get("event")
+        and subject == actor.get("subject")
+        and org == actor.get("org")
+        and model == entry.get("model")
+        and effect == decision.get("effect")
+        and country == actor.get("country")
+        and tier == decision.get("tier")
+        and isinstance(time, str)
+        and isinstance(written, str)
+        and written.endswith("+00:00")
+        and _as_sqlite_text(written[:-6]) == time
+    )
+
+
+def _as_sqlite_text(utc_iso: str) -> str:
+    """``2026-03-02T09:00:00[.ffffff]`` as SQLite stores it: ``2026-03-02 09:00:00.ffffff``."""
+    text = utc_iso.replace("T", " ", 1)
+    return text if "." in text else text + ".000000"
+
+
+def _first_mismatch(entry: Mapping[str, Any], stored: tuple[Any, ...]) -> str | None:
     try:
         expected = indexed_columns(entry)
     except (KeyError, ValueError, TypeError):
