@@ -60,12 +60,14 @@ class CheckpointStore:
         row = read(self._sessions, lambda s: s.scalars(statement).one_or_none())
         return None if row is None else _stored(row)
 
+    def verify(self, note: str) -> checkpoint.Checkpoint:
+        """A note of this log, its signature checked (IntegrityError if forged)."""
+        return checkpoint.verify(note, self.origin, self._public_key)
+
     def verified_newest(self) -> checkpoint.Checkpoint | None:
         """The newest checkpoint with its signature checked (IntegrityError if forged)."""
         newest = self.newest()
-        if newest is None:
-            return None
-        return checkpoint.verify(newest.note, self.origin, self._public_key)
+        return None if newest is None else self.verify(newest.note)
 
     def latest(self) -> str | None:
         newest = self.newest()

@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.audit import checkpoint, proofs
+from gateway.audit import proofs
 from gateway.audit.checkpoint_store import CheckpointStore
 from gateway.audit.columns import as_utc
 from gateway.audit.merkle import CompactRange
@@ -77,7 +77,7 @@ class AuditLog:
         self._sequencer = Sequencer(
             writer_sessions(sessions),
             origin=origin,
-            verify_note=lambda note: checkpoint.verify(note, origin, public_key),
+            verify_note=self.checkpoints.verify,
             turn=self._turn,
         )
         self._append_timeout = append_timeout
@@ -166,7 +166,7 @@ class AuditLog:
         NotYetCovered (ask again after the publication interval), not missing.
         """
         note = self.checkpoints.latest()
-        if note is None or index >= (signed := self._verified(note)).size:
+        if note is None or index >= (signed := self.checkpoints.verify(note)).size:
             size, _ = self.tree_state()
             if index >= size:
                 raise NotFound(f"the audit log has no entry {index} (it has {size})")
@@ -177,9 +177,6 @@ class AuditLog:
             )
         leaf, path = self.inclusion_proof(index, signed.size)
         return note, leaf, path
-
-    def _verified(self, note: str) -> checkpoint.Checkpoint:
-        return checkpoint.verify(note, self.origin, self.public_key)
 
     def entry_time(self, index: int) -> datetime | None:
         """When entry ``index`` was written, by its indexed column (for lag, not for trust)."""

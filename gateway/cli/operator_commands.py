@@ -189,6 +189,9 @@ def serve(
     # Built here first whatever the worker count: configuration mistakes fail
     # once, clearly, and the schema is migrated before any worker starts.
     services = operator_services()
+    # A misconfigured anchor store (an S3 bucket without Object Lock, a
+    # directory that cannot be written) is refused here, not at the first round.
+    services.anchors.check()
     stderr = Console(stderr=True, soft_wrap=True)
     if services.trusts_dev_issuer:
         stderr.print(

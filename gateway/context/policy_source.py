@@ -48,7 +48,6 @@ class Establishment:
 
     in_force: PolicyPack
     configured: PolicyPack
-    seeded: bool  # this start put the configured pack in force (the database had none)
 
 
 class _AlreadySet(WeightgateError):
@@ -115,9 +114,9 @@ class PolicySource:
             except _AlreadySet:
                 pass
             else:
-                return Establishment(self._configured, self._configured, seeded=True)
+                return Establishment(self._configured, self._configured)
         self._next_check = None
-        return Establishment(self.current, self._configured, seeded=False)
+        return Establishment(self.current, self._configured)
 
     def reload(
         self, context: RequestContext, *, name: str | None = None, by: Principal | None = None
