@@ -102,8 +102,8 @@ def verify(
         else (f"{report.size} entries")
     )
     console.print(
-        f"[green]ok[/]: {scope}, {report.checkpoints} signed checkpoints verified "
-        f"({report.anchored} of them anchored at {anchor_store.location})",
+        f"[green]ok[/]: {scope}, {report.checkpoints - report.anchored} signed checkpoints "
+        f"verified in the database and {report.anchored} anchored at {anchor_store.location}",
         highlight=False,
     )
     if report.unsigned:
