@@ -1,8 +1,9 @@
-"""Key release: a file's data key sealed with HPKE (RFC 9180) to the client's ephemeral key.
+"""Key release: a key sealed with HPKE (RFC 9180) to the client's ephemeral key.
 
-The canonical grant (grant id, subject, model, revision, path, expiry) is
-HPKE's ``info``, so a wrapped key lifted from one grant opens under no other,
-and a leaked grant is useless without the client's private key.
+What is sealed (each file's data key in envelope v1, one grant key in v2)
+and what ``info`` binds it to is ``gateway.crypto.envelope``'s business; here
+are the suites, the recipient key and the v1 ``info``. A leaked grant is
+useless without the client's private key.
 """
 
 from __future__ import annotations
