@@ -116,7 +116,11 @@ def keygen(
     """Make a recipient key for a grant requested with curl; prints the request fields."""
     keys = ClientKeyPair.generate(HYBRID if post_quantum else X25519)
     write_secret(out, keys.to_file())
-    typer.echo(json.dumps({"recipient_key": keys.recipient_key(), "recipient_kem": keys.kem}))
+    typer.echo(
+        json.dumps(
+            {"recipient_key": keys.recipient_key(), "recipient_kem": keys.kem, "envelopes": ["v2"]}
+        )
+    )
 
 
 def decrypt_command(

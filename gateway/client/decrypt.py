@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.client.grant_session import GrantedFile, open_granted_file
+from gateway.client.grant_session import GrantedFile, open_grant
 from gateway.client.hf_cache import PlainLayout
 from gateway.crypto.fileformat import chunk_count, sealed_span
 from gateway.crypto.keyrelease import ClientKeyPair
@@ -45,8 +45,9 @@ def decrypt_downloads(
     """Decrypt each granted file found at ``source_dir/PATH`` into ``out_dir/PATH``."""
     layout = PlainLayout(out_dir)
     results = []
-    for entry in grant["files"]:
-        file = open_granted_file(grant, entry, keys.private)
+    # Every file key opens before any file is read: a grant that does not
+    # open under this key fails at once, not after hours of decryption.
+    for file in open_grant(grant, keys.private):
         source = source_dir / file.path
         if not source.is_file():
             raise NotFound(f"no downloaded ciphertext at {source}")
