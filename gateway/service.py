@@ -9,7 +9,6 @@ in one durable transaction; and only then do wrapped keys and URLs leave.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
@@ -309,7 +308,7 @@ class GrantService:
 
     def _capability(self, grant_id: str, path: str) -> str:
         message = f"grant-file\x00{grant_id}\x00{path}".encode()
-        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self._url_key, message, "sha256").hex()
 
     def _load_grant(self, grant_id: str) -> Grant:
         grant: Grant | None = read(self._sessions, lambda s: s.get(Grant, grant_id))
