@@ -21,13 +21,14 @@ from typing import Any
 
 import httpx
 
+from gateway.client.destination import Found, check_output_dir, find
 from gateway.client.gateway_api import GatewayClient
 from gateway.client.grant_session import GrantedFile, GrantSession
 from gateway.client.hf_cache import Layout, PlainLayout
-from gateway.client.journal import PartJournal, open_partial
+from gateway.client.journal import JOURNAL_SUFFIX, PartJournal, open_partial
 from gateway.crypto.fileformat import CHUNK_SIZE, SEALED_CHUNK_SIZE, chunk_count, sealed_span
 from gateway.crypto.keyrelease import X25519, ClientKeyPair
-from gateway.errors import InsufficientSpace, IntegrityError, InvalidInput, Unavailable
+from gateway.errors import Conflict, InsufficientSpace, IntegrityError, InvalidInput, Unavailable
 
 DEFAULT_PART_CHUNKS = 512  # 8 MiB ranged requests, as S3's performance guide suggests
 STAGING_CHUNKS = 64  # 1 MiB of plaintext decrypted at a time
@@ -48,6 +49,7 @@ class FetchOptions:
     exclude: tuple[str, ...] = ()
     layout: Callable[[str, str], Layout] | None = None  # (model, revision) -> layout
     disk_free: Callable[[Path], int] = free_bytes
+    force: bool = False  # replace files that exist and differ from the granted ones
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class FetchedFile:
     size: int
     sha256: str
     resumed_bytes: int = 0  # verified by an earlier, interrupted run
+    reused: bool = False  # already there with the granted SHA-256: nothing downloaded
 
 
 @dataclass
@@ -68,6 +71,13 @@ class _Job:
     pending: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _Plan:
+    download: list[tuple[GrantedFile, Path]] = field(default_factory=list)
+    present: list[GrantedFile] = field(default_factory=list)  # verified copy already in place
+    copies: list[GrantedFile] = field(default_factory=list)  # same target as a file above
+
+
 def fetch(
     client: GatewayClient,
     model: str,
@@ -78,53 +88,39 @@ def fetch(
     on_grant: Callable[[dict[str, Any]], None] | None = None,
     progress: Progress | None = None,
 ) -> list[FetchedFile]:
+    """Fetch what the grant names into ``out_dir``; files already there and verified are kept."""
     options = options or FetchOptions()
     if options.workers < 1 or options.part_chunks < 1:
         raise InvalidInput("workers and part size must be positive")
+    check_output_dir(out_dir)  # a mistake about the output costs no grant
     keys = ClientKeyPair.generate(options.kem)
     session = GrantSession(client, _grant_request(model, revision, options, keys), keys)
     grant = session.start()
     if on_grant is not None:
         on_grant(grant)
-    out_dir.mkdir(parents=True, exist_ok=True)
     layout = (options.layout or (lambda _m, _r: PlainLayout(out_dir)))(
         grant["model"], grant["revision"]
     )
+    plan = _plan(session.files, layout, force=options.force)
+    out_dir.mkdir(parents=True, exist_ok=True)
     jobs: list[_Job] = []
-    copies: list[GrantedFile] = []  # same content as a file already in `jobs`
     try:
-        _plan(session.files, layout, options.part_chunks, jobs, copies)
+        jobs.extend(_prepare(file, target, options.part_chunks) for file, target in plan.download)
         resumed = {job.file.path: _resumed_bytes(job, options.part_chunks) for job in jobs}
         _check_space(jobs, resumed, out_dir, options.disk_free)
         if progress is not None:
-            progress(sum(resumed.values()))
-        with ThreadPoolExecutor(max_workers=options.workers) as pool:
-            futures = [
-                pool.submit(
-                    _fetch_part,
-                    client.http,
-                    session,
-                    job,
-                    part,
-                    count=options.part_chunks,
-                    progress=progress,
-                )
-                for job in jobs
-                for part in job.pending
-            ]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                # Stop at the first failure (or Ctrl-C): parts not yet started
-                # are dropped, and the journal keeps what was verified.
-                for future in futures:
-                    future.cancel()
-                raise
-        fetched = [_finish(job, layout, resumed[job.file.path]) for job in jobs]
-        return fetched + [
-            FetchedFile(layout.finish(f.path, f.sha256), f.size, f.sha256) for f in copies
-        ]
+            progress(sum(resumed.values()) + sum(f.size for f in plan.present))
+        _download(client.http, session, jobs, options, progress)
+        done = {job.file.path: _finish(job, layout, resumed[job.file.path]) for job in jobs}
+        for file in plan.present:
+            _discard_partial(layout.target(file.path, file.sha256))
+            visible = layout.finish(file.path, file.sha256)
+            done[file.path] = FetchedFile(visible, file.size, file.sha256, reused=True)
+        for file in plan.copies:
+            done[file.path] = FetchedFile(
+                layout.finish(file.path, file.sha256), file.size, file.sha256
+            )
+        return [done[file.path] for file in session.files]
     finally:
         for job in jobs:
             job.journal.close()
@@ -132,20 +128,68 @@ def fetch(
                 os.close(job.fd)
 
 
-def _plan(
-    files: list[GrantedFile],
-    layout: Layout,
-    part_chunks: int,
-    jobs: list[_Job],
-    copies: list[GrantedFile],
-) -> None:
-    """A job per distinct target; files identical to one already planned are only linked."""
+def _plan(files: list[GrantedFile], layout: Layout, *, force: bool) -> _Plan:
+    """Sort the granted files by what their targets already hold; nothing is written yet.
+
+    A file that differs from the granted one may be the user's own edit: it is
+    replaced only with ``force``, unless the layout names files by content,
+    where different bytes under a SHA-256 name can only be damage.
+    """
+    plan = _Plan()
+    planned: set[Path] = set()
+    differing: list[Path] = []
     for file in files:
         target = layout.target(file.path, file.sha256)
-        if any(job.target == target for job in jobs):
-            copies.append(file)
-        else:
-            jobs.append(_prepare(file, target, part_chunks))
+        if target in planned:
+            plan.copies.append(file)
+            continue
+        planned.add(target)
+        found = find(target, file.size, file.sha256)
+        if found is Found.GRANTED_BYTES:
+            plan.present.append(file)
+            continue
+        if found is Found.OTHER_BYTES and not (force or layout.names_by_content):
+            differing.append(target)
+        plan.download.append((file, target))
+    if differing:
+        named = ", ".join(str(p) for p in differing[:3]) + (", ..." if len(differing) > 3 else "")
+        raise Conflict(
+            f"{len(differing)} file(s) already exist and differ from the granted ones "
+            f"({named}); nothing was downloaded: --force replaces them"
+        )
+    return plan
+
+
+def _download(
+    http: httpx.Client,
+    session: GrantSession,
+    jobs: list[_Job],
+    options: FetchOptions,
+    progress: Progress | None,
+) -> None:
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        futures = [
+            pool.submit(
+                _fetch_part,
+                http,
+                session,
+                job,
+                part,
+                count=options.part_chunks,
+                progress=progress,
+            )
+            for job in jobs
+            for part in job.pending
+        ]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            # Stop at the first failure (or Ctrl-C): parts not yet started
+            # are dropped, and the journal keeps what was verified.
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _grant_request(
@@ -178,6 +222,13 @@ def _prepare(file: GrantedFile, target: Path, part_chunks: int) -> _Job:
     done = job.journal.open(existed)
     job.pending = [p for p in range(_parts(file.size, part_chunks)) if p not in done]
     return job
+
+
+def _discard_partial(target: Path) -> None:
+    """Remove what an earlier run left beside a file now verified in place."""
+    partial = target.with_name(target.name + PART_SUFFIX)
+    partial.with_name(partial.name + JOURNAL_SUFFIX).unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
 
 
 def _parts(size: int, part_chunks: int) -> int:
@@ -295,8 +346,9 @@ def _finish(job: _Job, layout: Layout, resumed: int) -> FetchedFile:
         position += len(block)
     if digest.hexdigest() != job.file.sha256:
         # The journal vouched for parts that are not what they were: start
-        # this file over next time rather than trust it again.
+        # this file over next time rather than trust it, or leave it about.
         job.journal.remove()
+        job.partial.unlink(missing_ok=True)
         raise IntegrityError(f"{job.file.path}: SHA-256 does not match the grant")
     os.fsync(job.fd)
     job.partial.replace(job.target)

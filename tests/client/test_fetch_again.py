@@ -1,0 +1,207 @@
+"""Fetching into a place that already holds something: re-runs, partial snapshots, local mistakes.
+
+A re-run verifies what is there and downloads only what is missing or wrong;
+a mistake about the output path is refused before a grant is asked for, so
+it costs no quota and leaves no audit entry.
+"""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+from typing import Any
+
+import pytest
+from huggingface_hub import snapshot_download
+
+from gateway.bootstrap import Services
+from gateway.client.fetch import PART_SUFFIX, FetchOptions, fetch
+from gateway.client.gateway_api import GatewayClient
+from gateway.client.hf_cache import HuggingFaceLayout
+from gateway.errors import Conflict, InvalidInput
+from tests.conftest import MODEL, REVISION, mint
+
+SHARD = "model-00001-of-00002.safetensors"
+
+
+def _client(services: Services) -> GatewayClient:
+    return GatewayClient(services.settings.url, mint(services))
+
+
+def _hf(cache: Path, **options: Any) -> FetchOptions:
+    return FetchOptions(layout=lambda m, r: HuggingFaceLayout(cache, m, r), **options)
+
+
+def _downloaded(services: Services) -> list[str]:
+    """The files whose ciphertext the gateway handed out, one entry per storage URL."""
+    return [e.as_dict()["path"] for e in services.audit.query(event="download.redirect")]
+
+
+def _grant_events(services: Services) -> list[str]:
+    events = [str(e.as_dict()["event"]) for e in services.audit.query()]
+    return [event for event in events if event.startswith("grant.")]
+
+
+def _debris(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".weightgate-" in p.name]
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_second_hf_cache_fetch_verifies_what_is_there_and_downloads_nothing(
+    catalog_ready: Services, model_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "hf"
+    with _client(catalog_ready) as client:
+        first = fetch(client, MODEL, None, cache, _hf(cache))
+    downloaded = _downloaded(catalog_ready)
+    with _client(catalog_ready) as client:
+        again = fetch(client, MODEL, None, cache, _hf(cache))
+    assert [f.path for f in again] == [f.path for f in first]
+    assert all(f.reused for f in again), "every blob was already there and verified"
+    assert _downloaded(catalog_ready) == downloaded, "nothing was downloaded a second time"
+    assert _debris(cache) == []
+    snapshot = Path(
+        snapshot_download(MODEL, revision=REVISION, cache_dir=cache, local_files_only=True)
+    )
+    for source in model_dir.iterdir():
+        assert filecmp.cmp(source, snapshot / source.name, shallow=False)
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_partial_snapshot_is_completed_by_a_wider_fetch(
+    catalog_ready: Services, model_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "hf"
+    with _client(catalog_ready) as client:
+        fetch(client, MODEL, None, cache, _hf(cache, include=(SHARD,)))
+    shard_downloads = _downloaded(catalog_ready).count(SHARD)
+    with _client(catalog_ready) as client:
+        files = fetch(client, MODEL, None, cache, _hf(cache))
+    assert {f.path.name: f.reused for f in files}[SHARD] is True
+    assert _downloaded(catalog_ready).count(SHARD) == shard_downloads
+    snapshot = Path(
+        snapshot_download(MODEL, revision=REVISION, cache_dir=cache, local_files_only=True)
+    )
+    assert sorted(p.name for p in snapshot.iterdir()) == sorted(p.name for p in model_dir.iterdir())
+    for source in model_dir.iterdir():
+        assert filecmp.cmp(source, snapshot / source.name, shallow=False)
+    assert _debris(cache) == []
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_hf_blob_whose_bytes_are_wrong_is_downloaded_again(
+    catalog_ready: Services, model_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "hf"
+    with _client(catalog_ready) as client:
+        [item] = fetch(client, MODEL, None, cache, _hf(cache, include=(SHARD,)))
+    blob = item.path.resolve()
+    data = bytearray(blob.read_bytes())
+    data[1000] ^= 0xFF  # a flipped bit on disk
+    blob.write_bytes(bytes(data))
+    with _client(catalog_ready) as client:
+        [again] = fetch(client, MODEL, None, cache, _hf(cache, include=(SHARD,)))
+    assert not again.reused
+    assert filecmp.cmp(model_dir / SHARD, again.path, shallow=False)
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_part_file_left_beside_a_complete_blob_is_cleaned_up(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    cache = tmp_path / "hf"
+    with _client(catalog_ready) as client:
+        [item] = fetch(client, MODEL, None, cache, _hf(cache, include=(SHARD,)))
+    blob = item.path.resolve()
+    # What an earlier, failed run left: the plaintext of a blob already in place.
+    leftover = blob.with_name(blob.name + PART_SUFFIX)
+    leftover.write_bytes(blob.read_bytes())
+    with _client(catalog_ready) as client:
+        [again] = fetch(client, MODEL, None, cache, _hf(cache, include=(SHARD,)))
+    assert again.reused
+    assert _debris(cache) == []
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_plain_fetch_again_downloads_nothing(catalog_ready: Services, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with _client(catalog_ready) as client:
+        fetch(client, MODEL, None, out)
+    downloaded = _downloaded(catalog_ready)
+    reported: list[int] = []
+    with _client(catalog_ready) as client:
+        again = fetch(client, MODEL, None, out, progress=reported.append)
+    assert all(f.reused for f in again)
+    assert _downloaded(catalog_ready) == downloaded
+    assert sum(reported) == sum(f.size for f in again), "verified bytes count as done"
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_file_that_differs_is_kept_without_force_and_replaced_with_it(
+    catalog_ready: Services, model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.json").write_text('{"my": "own edits"}')
+    with _client(catalog_ready) as client, pytest.raises(Conflict, match="--force"):
+        fetch(client, MODEL, None, out)
+    assert (out / "config.json").read_text() == '{"my": "own edits"}'
+    assert _downloaded(catalog_ready) == [], "refused before downloading anything"
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    with _client(catalog_ready) as client:
+        fetch(client, MODEL, None, out, FetchOptions(force=True))
+    for source in model_dir.iterdir():
+        assert filecmp.cmp(source, out / source.name, shallow=False)
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_out_that_is_a_regular_file_is_refused_before_any_grant(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "weights.safetensors"
+    out.write_bytes(b"mine")
+    with _client(catalog_ready) as client, pytest.raises(InvalidInput, match="not a directory"):
+        fetch(client, MODEL, None, out)
+    assert out.read_bytes() == b"mine"
+    assert _grant_events(catalog_ready) == [], "a local mistake costs no grant"
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_out_below_a_regular_file_is_refused_before_any_grant(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with _client(catalog_ready) as client, pytest.raises(InvalidInput, match="not a directory"):
+        fetch(client, MODEL, None, tmp_path / "notes.txt" / "out")
+    with _client(catalog_ready) as client, pytest.raises(InvalidInput, match="not a directory"):
+        hub = tmp_path / "notes.txt" / "hub"
+        fetch(client, MODEL, None, hub, _hf(hub))
+    assert _grant_events(catalog_ready) == []
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_out_that_is_a_dangling_symlink_is_refused_before_any_grant(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / "gone")
+    with _client(catalog_ready) as client, pytest.raises(InvalidInput, match="symlink"):
+        fetch(client, MODEL, None, out)
+    assert _grant_events(catalog_ready) == []
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_symlink_in_the_output_leading_outside_is_never_written_through(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    precious = tmp_path / "elsewhere" / "config.json"
+    precious.parent.mkdir()
+    precious.write_text("not yours")
+    (out / "config.json").symlink_to(precious)
+    with _client(catalog_ready) as client, pytest.raises(InvalidInput, match="outside"):
+        fetch(client, MODEL, None, out, FetchOptions(force=True))
+    assert precious.read_text() == "not yours"
+    assert _downloaded(catalog_ready) == []
+    assert (out / "config.json").is_symlink()
