@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from gateway.client.destination import Found, check_output_dir, find
-from gateway.client.gateway_api import GatewayClient
+from gateway.client.gateway_api import GatewayClient, network_error, public_url
 from gateway.client.grant_session import GrantedFile, GrantSession
 from gateway.client.hf_cache import Layout, PlainLayout
 from gateway.client.journal import JOURNAL_SUFFIX, PartJournal, open_partial
@@ -315,13 +315,14 @@ def _read_range(
                 whole_file = start == 0 and end == file.ciphertext_size
                 if response.status_code != 206 and not (response.status_code == 200 and whole_file):
                     raise Unavailable(
-                        f"storage answered {response.status_code} for a range of {file.path}"
+                        f"storage at {public_url(url)} answered {response.status_code} "
+                        f"for a range of {file.path}"
                     )
                 _read_exactly(response, into, file.path)
                 return
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"network error while downloading {file.path}: {exc}") from None
-    raise Unavailable(f"storage refused a freshly signed URL for {file.path}")
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise network_error(f"cannot download {file.path} from", url, exc) from None
+    raise Unavailable(f"storage at {public_url(url)} refused a freshly signed URL for {file.path}")
 
 
 def _read_exactly(response: httpx.Response, into: memoryview, path: str) -> None:

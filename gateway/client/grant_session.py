@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from gateway.client.gateway_api import GatewayClient, raise_for_problem
+from gateway.client.gateway_api import GatewayClient, network_error, public_url, raise_for_problem
 from gateway.crypto.fileformat import RangeDecryptor, file_context
 from gateway.crypto.keyrelease import ClientKeyPair, PrivateKey, grant_info, open_key
 from gateway.errors import Gone, IntegrityError, Unavailable
@@ -87,7 +87,12 @@ class GrantSession:
 
     def _request_grant(self) -> None:
         grant: dict[str, Any] = self._client.call("POST", "/v1/grants", json=self._request)
-        files = [self._open(grant, entry) for entry in grant["files"]]
+        try:
+            files = [self._open(grant, entry) for entry in grant["files"]]
+            urls = {entry["path"]: str(entry["url"]) for entry in grant["files"]}
+        except (KeyError, TypeError, ValueError):
+            where = public_url(self._client.base_url)
+            raise IntegrityError(f"the grant from {where} is not one this client reads") from None
         if self.files and [(f.path, f.file_version, f.header) for f in files] != [
             (f.path, f.file_version, f.header) for f in self.files
         ]:
@@ -95,7 +100,7 @@ class GrantSession:
         self.grant = grant
         self.grants_issued += 1
         self.files = files
-        self._file_urls = {entry["path"]: entry["url"] for entry in grant["files"]}
+        self._file_urls = urls
         self._storage_urls.clear()
 
     def _open(self, grant: dict[str, Any], entry: dict[str, Any]) -> GrantedFile:
@@ -118,11 +123,14 @@ class GrantSession:
             return url
 
     def _redirect(self, path: str) -> str:
+        url = self._file_urls[path]
         try:
-            response = self._client.http.get(self._file_urls[path], follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"cannot reach the gateway: {exc}") from None
-        if response.status_code != 307:
+            response = self._client.http.get(url, follow_redirects=False)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise network_error(f"cannot reach the file URL for {path} at", url, exc) from None
+        if response.status_code != 307 or "location" not in response.headers:
             raise_for_problem(response)
-            raise Unavailable(f"the gateway answered {response.status_code}, not a redirect")
+            raise Unavailable(
+                f"{public_url(url)} answered {response.status_code}, not a redirect to storage"
+            )
         return response.headers["location"]
