@@ -30,9 +30,7 @@ def check_output_dir(directory: Path) -> None:
         raise InvalidInput(
             f"{directory} is a symlink to {directory.readlink()}, which does not exist"
         )
-    nearest = directory
-    while not nearest.exists() and not nearest.is_symlink() and nearest != nearest.parent:
-        nearest = nearest.parent
+    nearest = nearest_existing(directory)
     if not nearest.is_dir():
         if nearest == directory:
             raise InvalidInput(f"{directory} is not a directory: give a directory to write into")
@@ -75,3 +73,18 @@ def find(target: Path, size: int, sha256: str) -> Found:
     except OSError as exc:
         raise InvalidInput(f"cannot read {target}: {exc.strerror}") from None
     return Found.GRANTED_BYTES if digest == sha256 else Found.OTHER_BYTES
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (a dangling symlink counts as existing)."""
+    while not path.exists() and not path.is_symlink() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def allocated(path: Path) -> int:
+    """Bytes already on disk for ``path``: a partial file is sparse where still unwritten."""
+    try:
+        return path.stat().st_blocks * 512
+    except OSError:
+        return 0

@@ -21,7 +21,14 @@ from typing import Any
 
 import httpx
 
-from gateway.client.destination import Found, check_output_dir, find
+from gateway.client.destination import (
+    Found,
+    allocated,
+    check_output_dir,
+    find,
+    nearest_existing,
+)
+from gateway.client.fetch_record import RecordedFile, Selection, read_record, write_record
 from gateway.client.gateway_api import GatewayClient, network_error, public_url
 from gateway.client.grant_session import GrantedFile, GrantSession
 from gateway.client.hf_cache import Layout, PlainLayout
@@ -93,34 +100,46 @@ def fetch(
     if options.workers < 1 or options.part_chunks < 1:
         raise InvalidInput("workers and part size must be positive")
     check_output_dir(out_dir)  # a mistake about the output costs no grant
+    make_layout = options.layout or (lambda _m, _r: PlainLayout(out_dir))
+    verified: dict[Path, str] = {}  # target -> SHA-256 hashed on disk during this run
+    if revision:
+        layout = make_layout(model, revision)
+        selection = _selection(model, revision, options)
+        kept = _fetched_before(selection, layout, out_dir, options, verified)
+        if kept is not None:
+            if progress is not None:
+                progress(sum(f.size for f in kept))
+            return kept
     keys = ClientKeyPair.generate(options.kem)
     session = GrantSession(client, _grant_request(model, revision, options, keys), keys)
     grant = session.start()
     if on_grant is not None:
         on_grant(grant)
-    layout = (options.layout or (lambda _m, _r: PlainLayout(out_dir)))(
-        grant["model"], grant["revision"]
-    )
-    plan = _plan(session.files, layout, force=options.force)
+    layout = make_layout(grant["model"], grant["revision"])
+    plan = _plan(session.files, layout, force=options.force, verified=verified)
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs: list[_Job] = []
     try:
         jobs.extend(_prepare(file, target, options.part_chunks) for file, target in plan.download)
         resumed = {job.file.path: _resumed_bytes(job, options.part_chunks) for job in jobs}
-        _check_space(jobs, resumed, out_dir, options.disk_free)
+        _check_space(jobs, resumed, out_dir, options)
         if progress is not None:
             progress(sum(resumed.values()) + sum(f.size for f in plan.present))
         _download(client.http, session, jobs, options, progress)
         done = {job.file.path: _finish(job, layout, resumed[job.file.path]) for job in jobs}
         for file in plan.present:
-            _discard_partial(layout.target(file.path, file.sha256))
-            visible = layout.finish(file.path, file.sha256)
-            done[file.path] = FetchedFile(visible, file.size, file.sha256, reused=True)
+            done[file.path] = _keep(file.path, file.size, file.sha256, layout)
         for file in plan.copies:
             done[file.path] = FetchedFile(
                 layout.finish(file.path, file.sha256), file.size, file.sha256
             )
-        return [done[file.path] for file in session.files]
+        fetched = [done[file.path] for file in session.files]
+        write_record(
+            layout.record(grant["model"], grant["revision"]),
+            _selection(grant["model"], grant["revision"], options),
+            [RecordedFile(f.path, f.size, f.sha256) for f in session.files],
+        )
+        return fetched
     finally:
         for job in jobs:
             job.journal.close()
@@ -128,7 +147,50 @@ def fetch(
                 os.close(job.fd)
 
 
-def _plan(files: list[GrantedFile], layout: Layout, *, force: bool) -> _Plan:
+def _selection(model: str, revision: str, options: FetchOptions) -> Selection:
+    return Selection(model, revision, options.include, options.exclude)
+
+
+def _fetched_before(
+    selection: Selection,
+    layout: Layout,
+    out_dir: Path,
+    options: FetchOptions,
+    verified: dict[Path, str],
+) -> list[FetchedFile] | None:
+    """Before any grant: the files an earlier fetch of this selection recorded, if all verify.
+
+    When some are missing or wrong, say so now if the disk cannot hold them,
+    and leave the rest to the grant; the hashes computed here are not redone.
+    """
+    recorded = read_record(layout.record(selection.model, selection.revision), selection)
+    if recorded is None:
+        return None
+    missing: list[tuple[RecordedFile, Path]] = []
+    for file in recorded:
+        target = layout.target(file.path, file.sha256)
+        if verified.get(target) == file.sha256:
+            continue
+        if find(target, file.size, file.sha256) is Found.GRANTED_BYTES:
+            verified[target] = file.sha256
+        else:
+            missing.append((file, target))
+    if not missing:
+        return [_keep(f.path, f.size, f.sha256, layout) for f in recorded]
+    needed = sum(max(0, f.size - allocated(t.with_name(t.name + PART_SUFFIX))) for f, t in missing)
+    _require_space(needed, out_dir, options)
+    return None
+
+
+def _keep(path: str, size: int, sha256: str, layout: Layout) -> FetchedFile:
+    """A file verified in place: tidy what an earlier run left beside it, and show it."""
+    _discard_partial(layout.target(path, sha256))
+    return FetchedFile(layout.finish(path, sha256), size, sha256, reused=True)
+
+
+def _plan(
+    files: list[GrantedFile], layout: Layout, *, force: bool, verified: dict[Path, str]
+) -> _Plan:
     """Sort the granted files by what their targets already hold; nothing is written yet.
 
     A file that differs from the granted one may be the user's own edit: it is
@@ -144,7 +206,10 @@ def _plan(files: list[GrantedFile], layout: Layout, *, force: bool) -> _Plan:
             plan.copies.append(file)
             continue
         planned.add(target)
-        found = find(target, file.size, file.sha256)
+        if verified.get(target) == file.sha256:
+            found = Found.GRANTED_BYTES
+        else:
+            found = find(target, file.size, file.sha256)
         if found is Found.GRANTED_BYTES:
             plan.present.append(file)
             continue
@@ -244,15 +309,18 @@ def _resumed_bytes(job: _Job, part_chunks: int) -> int:
 
 
 def _check_space(
-    jobs: list[_Job], resumed: dict[str, int], out_dir: Path, disk_free: Callable[[Path], int]
+    jobs: list[_Job], resumed: dict[str, int], out_dir: Path, options: FetchOptions
 ) -> None:
     # The partial files are already at full size, but sparse: their unwritten
     # parts still need real blocks.
-    needed = sum(job.file.size - resumed[job.file.path] for job in jobs)
-    available = disk_free(out_dir)
+    _require_space(sum(job.file.size - resumed[job.file.path] for job in jobs), out_dir, options)
+
+
+def _require_space(needed: int, directory: Path, options: FetchOptions) -> None:
+    available = options.disk_free(nearest_existing(directory))
     if needed > available:
         raise InsufficientSpace(
-            f"{needed:,} bytes still to write but only {available:,} free in {out_dir}; "
+            f"{needed:,} bytes still to write but only {available:,} free in {directory}; "
             "free some space or choose another --out"
         )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.client.destination import inside
+from gateway.client.fetch_record import RECORD_DIR, plain_record
 from gateway.errors import InvalidInput
 
 
@@ -32,6 +33,10 @@ class Layout(Protocol):
         """Make the file visible under its name; returns that path."""
         ...
 
+    def record(self, model: str, revision: str) -> Path:
+        """Where the list of files fetched for ``model@revision`` is kept (``fetch_record``)."""
+        ...
+
 
 class PlainLayout:
     names_by_content = False
@@ -44,6 +49,9 @@ class PlainLayout:
 
     def finish(self, path: str, sha256: str) -> Path:
         return self.target(path, sha256)
+
+    def record(self, model: str, revision: str) -> Path:
+        return plain_record(self._root, model, revision)
 
 
 def snapshot_commit(model: str, revision: str) -> str:
@@ -82,3 +90,8 @@ class HuggingFaceLayout:
         (refs / self._revision).write_text(self._commit, encoding="utf-8")
         (refs / "main").write_text(self._commit, encoding="utf-8")
         return link
+
+    def record(self, model: str, revision: str) -> Path:  # noqa: ARG002 - bound to one model
+        # Inside the repository folder, which huggingface_hub's cache scan
+        # does not look into beyond blobs/, refs/ and snapshots/.
+        return self._repo / RECORD_DIR / f"{revision}.json"

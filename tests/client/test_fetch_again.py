@@ -8,6 +8,7 @@ it costs no quota and leaves no audit entry.
 from __future__ import annotations
 
 import filecmp
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from huggingface_hub import snapshot_download
 
 from gateway.bootstrap import Services
 from gateway.client.fetch import PART_SUFFIX, FetchOptions, fetch
+from gateway.client.fetch_record import RECORD_DIR
 from gateway.client.gateway_api import GatewayClient
 from gateway.client.hf_cache import HuggingFaceLayout
-from gateway.errors import Conflict, InvalidInput
+from gateway.errors import Conflict, InsufficientSpace, InvalidInput
 from tests.conftest import MODEL, REVISION, mint
 
 SHARD = "model-00001-of-00002.safetensors"
@@ -205,3 +207,77 @@ def test_symlink_in_the_output_leading_outside_is_never_written_through(
     assert precious.read_text() == "not yours"
     assert _downloaded(catalog_ready) == []
     assert (out / "config.json").is_symlink()
+
+
+@pytest.mark.usefixtures("gateway_url")
+@pytest.mark.parametrize("hf", [False, True], ids=["plain", "hf-cache"])
+def test_rerun_of_a_pinned_revision_asks_the_gateway_for_nothing(
+    catalog_ready: Services, model_dir: Path, tmp_path: Path, hf: bool
+) -> None:
+    out = tmp_path / "out"
+    options = _hf(out) if hf else FetchOptions()
+    with _client(catalog_ready) as client:
+        first = fetch(client, MODEL, REVISION, out, options)
+    grants = _grant_events(catalog_ready)
+    reported: list[int] = []
+    with _client(catalog_ready) as client:
+        again = fetch(client, MODEL, REVISION, out, options, progress=reported.append)
+    assert _grant_events(catalog_ready) == grants, "no grant, no quota, for files already here"
+    assert [f.path for f in again] == [f.path for f in first]
+    assert all(f.reused for f in again)
+    assert sum(reported) == sum(f.size for f in again)
+    for item in again:
+        assert filecmp.cmp(model_dir / item.path.name, item.path, shallow=False)
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_pinned_rerun_missing_a_file_says_there_is_no_room_before_any_grant(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with _client(catalog_ready) as client:
+        fetch(client, MODEL, REVISION, out)
+    (out / SHARD).unlink()
+    grants = _grant_events(catalog_ready)
+    tight = FetchOptions(disk_free=lambda _path: 1000)
+    with _client(catalog_ready) as client, pytest.raises(InsufficientSpace, match="free"):
+        fetch(client, MODEL, REVISION, out, tight)
+    assert _grant_events(catalog_ready) == grants
+    with _client(catalog_ready) as client:
+        files = fetch(client, MODEL, REVISION, out)
+    assert {f.path.name: f.reused for f in files}[SHARD] is False
+    assert len(_grant_events(catalog_ready)) == len(grants) + 1, "only the missing file asks"
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_pinned_rerun_with_a_damaged_blob_asks_again_and_repairs_it(
+    catalog_ready: Services, model_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "hf"
+    with _client(catalog_ready) as client:
+        [item] = fetch(client, MODEL, REVISION, cache, _hf(cache, include=(SHARD,)))
+    blob = item.path.resolve()
+    blob.write_bytes(b"\0" * blob.stat().st_size)
+    with _client(catalog_ready) as client:
+        [again] = fetch(client, MODEL, REVISION, cache, _hf(cache, include=(SHARD,)))
+    assert not again.reused
+    assert filecmp.cmp(model_dir / SHARD, again.path, shallow=False)
+    assert len(_grant_events(catalog_ready)) == 2
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_record_naming_a_path_outside_the_output_is_ignored(
+    catalog_ready: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with _client(catalog_ready) as client:
+        fetch(client, MODEL, REVISION, out)
+    [record] = (out / RECORD_DIR).rglob("*.json")
+    body = json.loads(record.read_text())
+    body["files"] = [{"path": "../../victim", "size": 1, "sha256": "0" * 64}]
+    record.write_text(json.dumps(body))
+    with _client(catalog_ready) as client:
+        files = fetch(client, MODEL, REVISION, out)
+    assert len(_grant_events(catalog_ready)) == 2, "an unusable record means asking the gateway"
+    assert all(f.reused for f in files)
+    assert not (tmp_path.parent / "victim").exists()
