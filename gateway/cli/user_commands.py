@@ -86,10 +86,11 @@ def fetch_command(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with (
-        GatewayClient(settings.url, settings.token, dpop_key=dpop_key) as client,
-        Progress(*columns, console=Console(stderr=True), transient=True) as progress,
-    ):
+    stderr = Console(stderr=True)
+    # The bar is for a terminal, and goes away when done: an error is then the
+    # only line on stderr, and a log or a pipe gets no redrawn frames.
+    bar = Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal)
+    with GatewayClient(settings.url, settings.token, dpop_key=dpop_key) as client, bar as progress:
         task = progress.add_task(model, total=None)
 
         def granted(grant: dict[str, Any]) -> None:
