@@ -9,13 +9,14 @@ that differs is replaced only when the caller says so.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
 from enum import Enum
 from pathlib import Path
 
-from gateway.errors import InvalidInput
+from gateway.errors import InsufficientSpace, InvalidInput, WeightgateError
 
 
 class Found(Enum):
@@ -63,6 +64,10 @@ def find(target: Path, size: int, sha256: str) -> Found:
     except FileNotFoundError:
         # Nothing, or a dangling symlink that the verified file will replace.
         return Found.OTHER_BYTES if target.is_symlink() else Found.NOTHING
+    except NotADirectoryError:
+        raise InvalidInput(
+            f"a file is in the way of {target}: it needs a directory there"
+        ) from None
     if not stat.S_ISREG(status.st_mode):
         raise InvalidInput(f"{target} exists and is not a regular file; move it away")
     if status.st_size != size:
@@ -88,3 +93,14 @@ def allocated(path: Path) -> int:
         return path.stat().st_blocks * 512
     except OSError:
         return 0
+
+
+def local_failure(exc: OSError) -> WeightgateError:
+    """An error writing or reading the output, as a one-line domain error."""
+    where = exc.filename or "the output"
+    if exc.errno in {errno.ENOSPC, errno.EDQUOT}:
+        return InsufficientSpace(
+            f"the disk filled up writing {where}; free some space and run the same fetch "
+            "again: what was verified is kept"
+        )
+    return InvalidInput(f"cannot write {where}: {exc.strerror or exc}")

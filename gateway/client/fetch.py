@@ -26,6 +26,7 @@ from gateway.client.destination import (
     allocated,
     check_output_dir,
     find,
+    local_failure,
     nearest_existing,
 )
 from gateway.client.fetch_record import RecordedFile, Selection, read_record, write_record
@@ -96,7 +97,31 @@ def fetch(
     progress: Progress | None = None,
 ) -> list[FetchedFile]:
     """Fetch what the grant names into ``out_dir``; files already there and verified are kept."""
-    options = options or FetchOptions()
+    try:
+        return _fetch(
+            client,
+            model,
+            revision,
+            out_dir,
+            options or FetchOptions(),
+            on_grant=on_grant,
+            progress=progress,
+        )
+    except OSError as exc:
+        # The disk, not the user's input or the network: say which file and why.
+        raise local_failure(exc) from None
+
+
+def _fetch(
+    client: GatewayClient,
+    model: str,
+    revision: str | None,
+    out_dir: Path,
+    options: FetchOptions,
+    *,
+    on_grant: Callable[[dict[str, Any]], None] | None,
+    progress: Progress | None,
+) -> list[FetchedFile]:
     if options.workers < 1 or options.part_chunks < 1:
         raise InvalidInput("workers and part size must be positive")
     check_output_dir(out_dir)  # a mistake about the output costs no grant

@@ -12,6 +12,7 @@ selection is ignored, and the gateway is asked as on a first fetch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -42,17 +43,27 @@ class RecordedFile:
     sha256: str
 
 
-def write_record(where: Path, selection: Selection, files: list[RecordedFile]) -> None:
-    """Write atomically: a record is either the whole list or absent."""
+def write_record(where: Path, selection: Selection, files: list[RecordedFile]) -> bool:
+    """Write atomically (a record is the whole list or absent); say whether it was written.
+
+    The files are already verified in place when this runs: failing to keep
+    the record only costs the next run a grant, so it does not fail the fetch.
+    """
     body = {
         "version": _VERSION,
         **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(selection).items()},
         "files": [asdict(f) for f in files],
     }
-    where.parent.mkdir(parents=True, exist_ok=True)
     temporary = where.with_name(where.name + ".tmp")
-    temporary.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    temporary.replace(where)
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        temporary.replace(where)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def read_record(where: Path, selection: Selection) -> list[RecordedFile] | None:

@@ -7,8 +7,11 @@ it costs no quota and leaves no audit entry.
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +19,13 @@ import pytest
 from huggingface_hub import snapshot_download
 
 from gateway.bootstrap import Services
+from gateway.client.destination import local_failure
 from gateway.client.fetch import PART_SUFFIX, FetchOptions, fetch
 from gateway.client.fetch_record import RECORD_DIR
 from gateway.client.gateway_api import GatewayClient
 from gateway.client.hf_cache import HuggingFaceLayout
-from gateway.errors import Conflict, InsufficientSpace, InvalidInput
+from gateway.errors import Conflict, InsufficientSpace, InvalidInput, WeightgateError
+from tests.cli.test_cli import WEIGHTGATE, assert_one_line_error
 from tests.conftest import MODEL, REVISION, mint
 
 SHARD = "model-00001-of-00002.safetensors"
@@ -281,3 +286,53 @@ def test_record_naming_a_path_outside_the_output_is_ignored(
     assert len(_grant_events(catalog_ready)) == 2, "an unusable record means asking the gateway"
     assert all(f.reused for f in files)
     assert not (tmp_path.parent / "victim").exists()
+
+
+@pytest.mark.usefixtures("gateway_url")
+def test_a_record_that_cannot_be_kept_does_not_fail_a_verified_fetch(
+    catalog_ready: Services, model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / RECORD_DIR).write_text("in the way")
+    with _client(catalog_ready) as client:
+        files = fetch(client, MODEL, REVISION, out)
+    for item in files:
+        assert filecmp.cmp(model_dir / item.path.name, item.path, shallow=False)
+    assert (out / RECORD_DIR).read_text() == "in the way"
+    assert _debris(out) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "text"),
+    [
+        (errno.ENOSPC, InsufficientSpace, "run the same fetch again"),
+        (errno.EDQUOT, InsufficientSpace, "free some space"),
+        (errno.EROFS, InvalidInput, "cannot write /w/x.bin: Read-only file system"),
+    ],
+)
+def test_disk_errors_become_one_line_domain_errors(
+    code: int, kind: type[WeightgateError], text: str
+) -> None:
+    error = local_failure(OSError(code, os.strerror(code), "/w/x.bin"))
+    assert type(error) is kind
+    assert text in error.message
+
+
+def test_cli_out_that_is_a_file_is_one_line_before_any_grant(
+    gateway_url: str, catalog_ready: Services, tmp_path: Path
+) -> None:
+    out = tmp_path / "weights.bin"
+    out.write_bytes(b"mine")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTGATE_")}
+    env.update(WEIGHTGATE_URL=gateway_url, WEIGHTGATE_TOKEN=mint(catalog_ready))
+    result = subprocess.run(
+        [WEIGHTGATE, "fetch", MODEL, "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert_one_line_error(result, 2, "is not a directory")
+    assert _grant_events(catalog_ready) == []
