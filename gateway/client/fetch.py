@@ -154,10 +154,11 @@ def _fetch(
         done = {job.file.path: _finish(job, layout, resumed[job.file.path]) for job in jobs}
         for file in plan.present:
             done[file.path] = _keep(file.path, file.size, file.sha256, layout)
+        in_place = {layout.target(f.path, f.sha256) for f in plan.present}
         for file in plan.copies:
-            done[file.path] = FetchedFile(
-                layout.finish(file.path, file.sha256), file.size, file.sha256
-            )
+            visible = layout.finish(file.path, file.sha256)
+            reused = layout.target(file.path, file.sha256) in in_place
+            done[file.path] = FetchedFile(visible, file.size, file.sha256, reused=reused)
         fetched = [done[file.path] for file in session.files]
         write_record(
             layout.record(grant["model"], grant["revision"]),

@@ -20,7 +20,7 @@ import httpx
 from gateway.client.gateway_api import GatewayClient, network_error, public_url, raise_for_problem
 from gateway.crypto.fileformat import RangeDecryptor, file_context
 from gateway.crypto.keyrelease import ClientKeyPair, PrivateKey, grant_info, open_key
-from gateway.errors import Gone, IntegrityError, Unavailable
+from gateway.errors import Gone, IntegrityError, Unavailable, WeightgateError
 from gateway.names import check_file_path
 
 
@@ -129,7 +129,11 @@ class GrantSession:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise network_error(f"cannot reach the file URL for {path} at", url, exc) from None
         if response.status_code != 307 or "location" not in response.headers:
-            raise_for_problem(response)
+            try:
+                raise_for_problem(response)
+            except WeightgateError as exc:
+                # Whoever answered at a URL the grant named, say where it was.
+                raise type(exc)(f"{exc.message} from {public_url(url)}", **exc.detail) from None
             raise Unavailable(
                 f"{public_url(url)} answered {response.status_code}, not a redirect to storage"
             )

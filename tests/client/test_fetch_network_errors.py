@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from gateway.api.app import create_app
 from gateway.api.background import free_port, serving
@@ -24,7 +25,7 @@ from gateway.client.gateway_api import GatewayClient, public_url
 from gateway.clock import FixedClock
 from gateway.config import Settings
 from gateway.crypto.keyring import init_keys
-from gateway.errors import Unavailable
+from gateway.errors import NotFound, Unavailable
 from gateway.policy.pack import Eccn
 from tests.cli.test_cli import WEIGHTGATE, assert_one_line_error
 from tests.conftest import MODEL, REVISION, mint, operator
@@ -132,3 +133,20 @@ def test_storage_that_stops_answering_is_named_without_its_signature(
     assert f"{proxy.url}/v1/blobs/" in message, message
     assert "?" not in message and "sig" not in message and "\n" not in message
     assert SHARD in message
+
+
+def test_file_urls_answered_by_another_service_name_where(
+    tmp_path: Path, clock: FixedClock, model_dir: Path
+) -> None:
+    # Something else listens where the gateway says its files are.
+    port, other = free_port(), free_port()
+    announced = f"http://127.0.0.1:{other}"
+    with (
+        serving(FastAPI(), "127.0.0.1", other),
+        _gateway_announcing(announced, port, tmp_path, clock, model_dir) as services,
+        GatewayClient(f"http://127.0.0.1:{port}", mint(services)) as client,
+        pytest.raises(NotFound) as failed,
+    ):
+        fetch(client, MODEL, None, tmp_path / "out")
+    assert f"from {announced}/v1/grants/" in failed.value.message
+    assert "cap=" not in failed.value.message
