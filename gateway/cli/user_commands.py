@@ -55,8 +55,14 @@ def fetch_command(
     post_quantum: Annotated[
         bool, typer.Option(help="Have file keys sealed with the ML-KEM-768 + X25519 hybrid.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace files already there that differ from the granted ones.")
+    ] = False,
 ) -> None:
-    """Request a grant, download in parallel, decrypt and verify every file; resumes."""
+    """Request a grant, download in parallel, decrypt and verify every file; resumes.
+
+    Files already there with the granted SHA-256 are kept, not downloaded again.
+    """
     model, _, revision = target.partition("@")
     if not model or target.endswith("@"):
         raise InvalidInput("give the model as MODEL or MODEL@REVISION")
@@ -69,6 +75,7 @@ def fetch_command(
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         layout=(lambda m, r: HuggingFaceLayout(destination, m, r)) if hf_cache else None,
+        force=force,
     )
     settings = ClientSettings()
     dpop_key = load_proof_key(settings.dpop_key) if settings.dpop_key else None
@@ -79,10 +86,11 @@ def fetch_command(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with (
-        GatewayClient(settings.url, settings.token, dpop_key=dpop_key) as client,
-        Progress(*columns, console=Console(stderr=True), transient=False) as progress,
-    ):
+    stderr = Console(stderr=True)
+    # The bar is for a terminal, and goes away when done: an error is then the
+    # only line on stderr, and a log or a pipe gets no redrawn frames.
+    bar = Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal)
+    with GatewayClient(settings.url, settings.token, dpop_key=dpop_key) as client, bar as progress:
         task = progress.add_task(model, total=None)
 
         def granted(grant: dict[str, Any]) -> None:
@@ -102,9 +110,8 @@ def fetch_command(
     if resumed:
         console.print(f"resumed: {resumed:,} bytes were already verified by an earlier run")
     for item in files:
-        console.print(
-            f"[green]verified[/] {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B"
-        )
+        state = "[green]already there, verified[/]" if item.reused else "[green]verified[/]"
+        console.print(f"{state} {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B")
 
 
 def keygen(
@@ -128,13 +135,18 @@ def decrypt_command(
     key: Annotated[Path, typer.Option(help="The key file `weightgate keygen` wrote.")],
     source: Annotated[Path, typer.Option("--in", help="Where the ciphertext was downloaded.")],
     out: Annotated[Path, typer.Option(help="Directory to write the decrypted files into.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace files already there that differ from the granted ones.")
+    ] = False,
 ) -> None:
     """Decrypt and verify files downloaded with curl, using the grant and your key."""
     try:
         raw_key = key.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {key}: {exc.strerror}") from None
-    files = decrypt_downloads(load_grant(grant), ClientKeyPair.from_file(raw_key), source, out)
+    files = decrypt_downloads(
+        load_grant(grant), ClientKeyPair.from_file(raw_key), source, out, force=force
+    )
     for item in files:
         console.print(
             f"[green]verified[/] {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B"

@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 
-from gateway.client.gateway_api import GatewayClient, raise_for_problem
+from gateway.client.gateway_api import GatewayClient, network_error, public_url, raise_for_problem
 from gateway.crypto.envelope import ENVELOPES, V1, GrantBinding, GrantOpener
 from gateway.crypto.fileformat import RangeDecryptor, file_context
 from gateway.crypto.keyrelease import ClientKeyPair, PrivateKey
-from gateway.errors import Gone, IntegrityError, InvalidInput, Unavailable
+from gateway.errors import Gone, IntegrityError, InvalidInput, Unavailable, WeightgateError
 from gateway.names import check_file_path
 
 
@@ -114,9 +114,15 @@ class GrantSession:
 
     def _request_grant(self) -> None:
         grant: dict[str, Any] = self._client.call("POST", "/v1/grants", json=self._request)
-        if grant.get("envelope", V1) not in self._request["envelopes"]:
-            raise IntegrityError(f"the gateway answered with envelope {grant.get('envelope')!r}")
-        files = open_grant(grant, self._keys.private)
+        where = public_url(self._client.base_url)
+        try:
+            envelope = grant.get("envelope", V1)
+            files = open_grant(grant, self._keys.private)
+            urls = {entry["path"]: str(entry["url"]) for entry in grant["files"]}
+        except (InvalidInput, AttributeError, KeyError, TypeError, ValueError):
+            raise IntegrityError(f"the grant from {where} is not one this client reads") from None
+        if envelope not in self._request["envelopes"]:
+            raise IntegrityError(f"{where} answered with envelope {envelope!r}, not one asked for")
         if self.files and [(f.path, f.file_version, f.header) for f in files] != [
             (f.path, f.file_version, f.header) for f in self.files
         ]:
@@ -124,7 +130,7 @@ class GrantSession:
         self.grant = grant
         self.grants_issued += 1
         self.files = files
-        self._file_urls = {entry["path"]: entry["url"] for entry in grant["files"]}
+        self._file_urls = urls
         self._storage_urls.clear()
 
     def storage_url(self, path: str, *, stale: str | None = None) -> str:
@@ -144,11 +150,18 @@ class GrantSession:
             return url
 
     def _redirect(self, path: str) -> str:
+        url = self._file_urls[path]
         try:
-            response = self._client.http.get(self._file_urls[path], follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"cannot reach the gateway: {exc}") from None
-        if response.status_code != 307:
-            raise_for_problem(response)
-            raise Unavailable(f"the gateway answered {response.status_code}, not a redirect")
+            response = self._client.http.get(url, follow_redirects=False)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise network_error(f"cannot reach the file URL for {path} at", url, exc) from None
+        if response.status_code != 307 or "location" not in response.headers:
+            try:
+                raise_for_problem(response)
+            except WeightgateError as exc:
+                # Whoever answered at a URL the grant named, say where it was.
+                raise type(exc)(f"{exc.message} from {public_url(url)}", **exc.detail) from None
+            raise Unavailable(
+                f"{public_url(url)} answered {response.status_code}, not a redirect to storage"
+            )
         return response.headers["location"]
