@@ -38,6 +38,8 @@ def raise_for_problem(response: httpx.Response) -> None:
                 "policy": body.get("policy"),
             },
         )
+    if response.status_code == 401 and body.get("code") == errors.TokenExpired.code:
+        raise errors.TokenExpired(f"{detail}: get a new token (HTTP 401)")
     if response.status_code == 429:
         wait = response.headers.get("retry-after", "a while")
         raise errors.QuotaExceeded(f"{detail}; try again in {wait} seconds (HTTP 429)")
