@@ -153,6 +153,12 @@ def policy_reload(
     ] = None,
 ) -> None:
     """Switch the pack every replica enforces, or re-read the one in force (admin); audited."""
+    if pack is not None and (pack.endswith(".toml") or "/" in pack or "\\" in pack):
+        # The gateway never reads a path sent over HTTP; say so rather than a bare 422.
+        raise InvalidInput(
+            f"--pack takes a pack name, not a path ({pack!r}): a shipped pack or one in the "
+            "gateway's WEIGHTGATE_POLICY_DIR"
+        )
     summary = api_call("POST", "/v1/policy/reload", json={"pack": pack} if pack else {})
     stdout_console().print(
         literal(

@@ -157,7 +157,7 @@ def policy_explain(
     policy: Annotated[str | None, typer.Option(help="Pack name or .toml path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The decision and its reasons, without a request."""
+    """The decision and its reasons, without a request; exit status 0 allow, 3 deny."""
     settings = Settings()
     pack = load_pack(policy or settings.policy, search_dir=settings.policy_dir)
     decision = explain(

@@ -59,6 +59,7 @@ def test_orgs_update_changes_only_what_is_given_and_is_audited_as_the_admin(
         ),
         (["grants", "revoke", "no-such-grant"], 4, "no such grant"),
         (["policy", "reload", "--pack", "no-such-pack"], 2, "no-such-pack"),
+        (["policy", "reload", "--pack", "./packs/next.toml"], 2, "a pack name, not a path"),
     ],
     ids=[
         "nothing",
@@ -69,6 +70,7 @@ def test_orgs_update_changes_only_what_is_given_and_is_audited_as_the_admin(
         "quota-word",
         "unknown-grant",
         "unknown-pack",
+        "pack-path",
     ],
 )
 def test_admin_mistakes_get_one_line(
