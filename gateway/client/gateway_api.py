@@ -29,6 +29,11 @@ def raise_for_problem(response: httpx.Response) -> None:
     except ValueError:
         body = {}
     detail = str(body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
+    issues = body.get("errors")
+    if isinstance(issues, list) and issues and isinstance(issues[0], dict):
+        # Which field was malformed, not only that something was.
+        where = ".".join(str(part) for part in issues[0].get("loc", ()) if part != "body")
+        detail = f"{detail}: {where} {issues[0].get('msg', '')}".rstrip()
     if response.status_code == 403 and body.get("code") == "policy_denied":
         raise errors.PolicyDenied(
             detail,

@@ -60,6 +60,28 @@ def test_orgs_update_changes_only_what_is_given_and_is_audited_as_the_admin(
         (["grants", "revoke", "no-such-grant"], 4, "no such grant"),
         (["policy", "reload", "--pack", "no-such-pack"], 2, "no-such-pack"),
         (["policy", "reload", "--pack", "./packs/next.toml"], 2, "a pack name, not a path"),
+        (
+            [
+                "exemptions",
+                "propose",
+                "--org",
+                "deccan",
+                "--kind",
+                "license",
+                "--reference",
+                "D" * 300,
+                "--countries",
+                "IN",
+                "--models",
+                "*",
+                "--until",
+                "2027-01-01",
+                "--reason",
+                "r",
+            ],
+            2,
+            "malformed: reference String should have at most 200 characters",
+        ),
     ],
     ids=[
         "nothing",
@@ -71,6 +93,7 @@ def test_orgs_update_changes_only_what_is_given_and_is_audited_as_the_admin(
         "unknown-grant",
         "unknown-pack",
         "pack-path",
+        "field-too-long",
     ],
 )
 def test_admin_mistakes_get_one_line(

@@ -123,7 +123,9 @@ def test_6_an_expired_token_is_expired_not_merely_unauthenticated(
     assert_fetch_error(result, 6, "token has expired")
 
 
-def test_6_a_revoked_grant_is_gone(gateway_url: str, catalog_ready: Services) -> None:
+def test_grants_revoke_stops_the_grant_urls_at_once(
+    gateway_url: str, catalog_ready: Services
+) -> None:
     token = mint(catalog_ready)
     recipient = base64.b64encode(X25519PrivateKey.generate().public_key().public_bytes_raw())
     grant = httpx.post(
