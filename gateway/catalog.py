@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.cobblestone import Cobblestone256Encryptor
+from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +39,8 @@ from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
 
 T = TypeVar("T")
+# Names a "did you mean" for an unknown model is chosen from: a bounded scan.
+_SUGGEST_FROM = 10_000
 
 
 @dataclass(frozen=True)
@@ -206,8 +209,17 @@ class Catalog:
     def model(self, model_id: str) -> ModelView:
         view = self._find_model(model_id)
         if view is None:
-            raise NotFound(f"no model {model_id!r}")
+            near = self._nearest_models(model_id)
+            hint = f"; did you mean {' or '.join(near)}?" if near else ""
+            raise NotFound(f"no model {model_id!r}{hint}")
         return view
+
+    def _nearest_models(self, model_id: str) -> list[str]:
+        """Up to three catalog names close to a mistyped one; the catalog is no secret
+        from anyone who may ask for a model (``GET /v1/models``)."""
+        ids = self._read(lambda s: list(s.scalars(select(Model.id).limit(_SUGGEST_FROM))))
+        close = process.extract(model_id, ids, scorer=fuzz.ratio, limit=3, score_cutoff=70)
+        return [name for name, _score, _index in close]
 
     def _find_model(self, model_id: str) -> ModelView | None:
         def load() -> ModelView | None:

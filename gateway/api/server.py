@@ -6,6 +6,7 @@ one database, one audit log, one publisher elected among them.
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 
@@ -16,7 +17,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
 from gateway.api import access_log
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, Unavailable
 
 
 def run_single(app: FastAPI, sock: socket.socket) -> None:
@@ -103,6 +104,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        # A port another process holds is unavailable, not a malformed address.
+        refusal = Unavailable if exc.errno == errno.EADDRINUSE else InvalidInput
+        raise refusal(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock

@@ -12,7 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli.common import literal, operator_context, operator_services
+from gateway.cli.common import (
+    FormatOption,
+    ListFormat,
+    literal,
+    operator_context,
+    operator_services,
+    print_listing,
+)
 from gateway.clock import SystemClock
 from gateway.config import Settings
 from gateway.crypto.keyring import init_keys
@@ -99,14 +106,27 @@ def orgs_add(
 
 
 @orgs_app.command("list")
-def orgs_list() -> None:
+def orgs_list(output: FormatOption = ListFormat.TABLE) -> None:
     """List registered organisations."""
+    orgs = operator_services().catalog.orgs()
     table = Table("id", "name", "hq", "parent hq", "aliases")
-    for org in operator_services().catalog.orgs():
+    for org in orgs:
         table.add_row(
             *map(literal, (org.id, org.name, org.hq, org.parent_hq or "-", ", ".join(org.aliases)))
         )
-    console.print(table)
+    document = {
+        "orgs": [
+            {
+                "id": org.id,
+                "name": org.name,
+                "hq": org.hq,
+                "parent_hq": org.parent_hq,
+                "aliases": list(org.aliases),
+            }
+            for org in orgs
+        ]
+    }
+    print_listing(output, document, table)
 
 
 @models_app.command("publish")
@@ -152,10 +172,11 @@ def models_publish(
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(output: FormatOption = ListFormat.TABLE) -> None:
     """List models and their classification."""
+    models = operator_services().catalog.models()
     table = Table("model", "eccn", "basis", "training ops", "revisions")
-    for model in operator_services().catalog.models():
+    for model in models:
         table.add_row(
             *map(
                 literal,
@@ -168,7 +189,20 @@ def models_list() -> None:
                 ),
             )
         )
-    console.print(table)
+    # The same fields as GET /v1/models; training compute as exact decimal text.
+    document = {
+        "models": [
+            {
+                "id": model.id,
+                "eccn": model.eccn.value,
+                "classification_basis": model.classification_basis,
+                "training_ops": None if model.training_ops is None else str(model.training_ops),
+                "revisions": list(model.revisions),
+            }
+            for model in models
+        ]
+    }
+    print_listing(output, document, table)
 
 
 def serve(

@@ -57,6 +57,11 @@ def raise_for_problem(response: httpx.Response) -> None:
     except ValueError:
         body = {}
     detail = str(body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
+    issues = body.get("errors")
+    if isinstance(issues, list) and issues and isinstance(issues[0], dict):
+        # Which field was malformed, not only that something was.
+        where = ".".join(str(part) for part in issues[0].get("loc", ()) if part != "body")
+        detail = f"{detail}: {where} {issues[0].get('msg', '')}".rstrip()
     if response.status_code == 403 and body.get("code") == "policy_denied":
         raise errors.PolicyDenied(
             detail,
@@ -66,6 +71,8 @@ def raise_for_problem(response: httpx.Response) -> None:
                 "policy": body.get("policy"),
             },
         )
+    if response.status_code == 401 and body.get("code") == errors.TokenExpired.code:
+        raise errors.TokenExpired(f"{detail}: get a new token (HTTP 401)")
     if response.status_code == 429:
         wait = response.headers.get("retry-after", "a while")
         raise errors.QuotaExceeded(f"{detail}; try again in {wait} seconds (HTTP 429)")

@@ -70,7 +70,7 @@ def test_every_command_has_help(env: dict[str, str], command: list[str]) -> None
 
 def test_policy_explain_json_has_the_contract_fields(env: dict[str, str]) -> None:
     result = run(env, "policy", "explain", "--country", "DE", "--parent-hq", "CN", "--json")
-    assert result.returncode == 1  # a denial is not a success
+    assert result.returncode == 3  # a denial is not a success: the status of a refusal
     decision = json.loads(result.stdout)
     assert decision["effect"] == "deny" and decision["tier"] == 3
     assert decision["policy"] == "ai-diffusion-2025"
