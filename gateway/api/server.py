@@ -86,10 +86,13 @@ class ProblemH11Protocol(H11Protocol):
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket whose accepted connections get TCP_NODELAY.
+    """A bound, listening TCP socket whose accepted connections get TCP_NODELAY.
 
-    Bound before anything else happens, so a port in use fails ``serve`` before
-    it touches any state.
+    Bound and listening before anything else happens, so a port in use fails
+    ``serve`` before it touches any state. Listening at once matters: two
+    sockets with SO_REUSEADDR may both bind one port, and only the first to
+    listen keeps it; a ``serve`` that bound but listened only once uvicorn
+    started could lose the port after recording the pack it enforces.
 
     asyncio turns Nagle's algorithm off only on connections accepted from a
     socket created with ``IPPROTO_TCP``; uvicorn's own multi-worker socket is
@@ -101,8 +104,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
+
+
+# uvicorn's default; it listens again on the socket with its own, which is harmless.
+BACKLOG = 2048
