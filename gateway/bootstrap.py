@@ -70,10 +70,11 @@ class Services:
     notifier: WebhookNotifier | None
     grants: GrantService
     verifier: TokenVerifier
+    dev_issuer: dev_issuer.Trust
 
     @property
-    def trusts_dev_issuer(self) -> bool:
-        return (self.settings.keys_dir / dev_issuer.JWKS_FILE).exists()
+    def dev_issuer_trusted(self) -> bool:
+        return self.dev_issuer is dev_issuer.Trust.TRUSTED
 
     def check_ready(self) -> dict[str, str]:
         """Each dependency's state; raises Unavailable if any is down."""
@@ -168,6 +169,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     if not keys_dir.is_dir():
         raise Unavailable(f"no keys in {keys_dir}; run `weightgate keys init`")
     keys = GatewayKeys.load(keys_dir)
+    # An issuers file configures real issuers even if it lists none: fail closed.
+    dev_trust = dev_issuer.trust(
+        keys_dir, setting=settings.dev_issuer, issuers_configured=settings.issuers_file is not None
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url())
     try:
@@ -261,9 +266,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         grant_ttl=timedelta(seconds=ttl),
     )
     issuers = load_issuers_file(settings.issuers_file, clock) if settings.issuers_file else []
-    dev = dev_issuer.trusted(keys_dir)
-    if dev is not None:
-        issuers.append(dev)
+    if dev_trust is dev_issuer.Trust.TRUSTED:
+        issuers.append(dev_issuer.issuer(keys_dir))
     verifier = TokenVerifier(
         issuers,
         clock,
@@ -295,4 +299,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         notifier=notifier,
         grants=grants,
         verifier=verifier,
+        dev_issuer=dev_trust,
     )

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     screening_threshold: int = Field(default=90, ge=50, le=100)
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     issuers_file: Path | None = None
+    # "allow" trusts the development issuer beside issuers_file; checked in ``dev_issuer.trust``
+    # (a plain string, so that a misspelling is a one-line error, not a validation dump).
+    dev_issuer: str = "auto"
     audit_origin: str = "weightgate.local/audit"
     exemption_approvals: int = Field(default=1, ge=1)  # approvals needed besides the proposer
     exemption_pending_days: int = Field(default=7, ge=1)

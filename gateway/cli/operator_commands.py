@@ -35,10 +35,19 @@ token_app = typer.Typer(help="Development tokens (local use and tests only).", n
 
 
 @keys_app.command("init")
-def keys_init() -> None:
-    """Create the keystore, the audit signing key and a dev token issuer; never overwrites."""
+def keys_init(
+    dev_issuer_wanted: Annotated[
+        bool,
+        typer.Option(
+            "--dev-issuer",
+            help="Also create a development token issuer for `weightgate token mint` "
+            "(laptops, the demo and tests; whoever reads its key mints any token).",
+        ),
+    ] = False,
+) -> None:
+    """Create the keystore and the audit signing key; never overwrites."""
     keys_dir = Settings().keys_dir
-    created = init_keys(keys_dir)
+    created = init_keys(keys_dir, dev_issuer=dev_issuer_wanted)
     if created:
         for item in created:
             console.print(f"created {item}")
@@ -57,10 +66,11 @@ def token_mint(
         Path | None, typer.Option(help="Bind the token to this DPoP key (PEM, Ed25519 or P-256).")
     ] = None,
 ) -> None:
-    """Print a JWT from the development issuer."""
+    """Print a JWT from the development issuer (created by `keys init --dev-issuer`)."""
     bind_to = key_thumbprint(load_proof_key(dpop_key)) if dpop_key else None
+    settings = Settings()
     token = dev_issuer.mint(
-        Settings().keys_dir,
+        settings.keys_dir,
         SystemClock(),
         subject=sub,
         org=org,
@@ -69,6 +79,16 @@ def token_mint(
         ttl=timedelta(seconds=ttl),
         bind_to=bind_to,
     )
+    trust = dev_issuer.trust(
+        settings.keys_dir,
+        setting=settings.dev_issuer,
+        issuers_configured=settings.issuers_file is not None,
+    )
+    if trust is dev_issuer.Trust.REFUSED:
+        Console(stderr=True, soft_wrap=True).print(
+            "[bold yellow]warning:[/] this gateway refuses development tokens while "
+            "WEIGHTGATE_ISSUERS_FILE is set (unless WEIGHTGATE_DEV_ISSUER=allow)",
+        )
     typer.echo(token)
 
 
@@ -186,18 +206,14 @@ def serve(
     from gateway.api.server import listening_socket, run_single, run_workers
 
     sock = listening_socket(host, port)
+    stderr = Console(stderr=True, soft_wrap=True)
     # Built here first whatever the worker count: configuration mistakes fail
     # once, clearly, and the schema is migrated before any worker starts.
     services = operator_services()
     # A misconfigured anchor store (an S3 bucket without Object Lock, a
     # directory that cannot be written) is refused here, not at the first round.
     services.anchors.check()
-    stderr = Console(stderr=True, soft_wrap=True)
-    if services.trusts_dev_issuer:
-        stderr.print(
-            "[bold yellow]warning:[/] the development token issuer is trusted; delete "
-            f"{services.settings.keys_dir / dev_issuer.JWKS_FILE} in production",
-        )
+    _warn_about_dev_issuer(services, stderr)
     _report_policy(services, stderr)
     if workers == 1:
         _reload_on_sighup(services)
@@ -205,6 +221,23 @@ def serve(
         return
     services.close()
     run_workers(sock, workers)
+
+
+def _warn_about_dev_issuer(services: Services, stderr: Console) -> None:
+    issuer_key = (services.settings.keys_dir / dev_issuer.PRIVATE_KEY_FILE).resolve()
+    if services.dev_issuer is dev_issuer.Trust.TRUSTED:
+        stderr.print(
+            "[bold red]WARNING: the development token issuer is trusted: whoever can read "
+            f"{issuer_key} mints tokens with any role. For laptops and tests only.[/]",
+            highlight=False,
+        )
+    elif services.dev_issuer is dev_issuer.Trust.REFUSED:
+        stderr.print(
+            "[bold yellow]warning:[/] the development token issuer in "
+            f"{issuer_key.parent} is not trusted beside WEIGHTGATE_ISSUERS_FILE; delete "
+            f"its files ({dev_issuer.PRIVATE_KEY_FILE}, {dev_issuer.JWKS_FILE})",
+            highlight=False,
+        )
 
 
 def _report_policy(services: Services, stderr: Console) -> None:

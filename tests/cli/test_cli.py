@@ -170,7 +170,7 @@ def test_operator_flow_and_its_mistakes(env: dict[str, str], tmp_path: Path) -> 
 
 
 def test_minted_token_is_a_jwt_for_the_dev_issuer(env: dict[str, str]) -> None:
-    assert run(env, "keys", "init").returncode == 0
+    assert run(env, "keys", "init", "--dev-issuer").returncode == 0
     result = run(
         env,
         "token",
