@@ -45,14 +45,18 @@ def keys_init(
         ),
     ] = False,
 ) -> None:
-    """Create the keystore and the audit signing key; never overwrites."""
-    keys_dir = Settings().keys_dir
-    created = init_keys(keys_dir, dev_issuer=dev_issuer_wanted)
-    if created:
-        for item in created:
-            console.print(f"created {item}")
-    else:
-        console.print(f"all keys already exist in {keys_dir}; nothing changed")
+    """Create the keys and the gateway's state (WEIGHTGATE_HOME); never overwrites."""
+    from gateway.bootstrap import create_state, state_location
+
+    settings = Settings()
+    created = init_keys(settings.keys_dir, dev_issuer=dev_issuer_wanted)
+    for item in created:
+        console.print(f"created {item}")
+    if create_state(settings):
+        variable, where = state_location(settings)
+        console.print(f"created the gateway's state in {where} ({variable})", highlight=False)
+    elif not created:
+        console.print(f"all keys already exist in {settings.keys_dir.resolve()}; nothing changed")
 
 
 @token_app.command("mint")
@@ -204,12 +208,13 @@ def serve(
     """Run the gateway (N processes with --workers; SIGHUP re-reads the pack with one)."""
     from gateway.api.app import create_app
     from gateway.api.server import listening_socket, run_single, run_workers
+    from gateway.bootstrap import build_services
 
     sock = listening_socket(host, port)
     stderr = Console(stderr=True, soft_wrap=True)
     # Built here first whatever the worker count: configuration mistakes fail
-    # once, clearly, and the schema is migrated before any worker starts.
-    services = operator_services()
+    # once, clearly, and the state is created (or migrated) before any worker starts.
+    services = build_services(Settings())
     # A misconfigured anchor store (an S3 bucket without Object Lock, a
     # directory that cannot be written) is refused here, not at the first round.
     services.anchors.check()

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, read_secret, write_secret
 from gateway.crypto.keystore import LocalKeystore
+from gateway.errors import NotFound
 from gateway.identity import dev_issuer as development
 
 AUDIT_SIGNING_KEY = "audit-ed25519.pem"
@@ -51,6 +52,13 @@ class GatewayKeys:
 
     @classmethod
     def load(cls, keys_dir: Path) -> GatewayKeys:
+        # A directory without the signing key is a mistyped WEIGHTGATE_KEYS_DIR (or keys
+        # never made), named as such; a partial one fails below on the missing file.
+        if not (keys_dir / AUDIT_SIGNING_KEY).exists():
+            raise NotFound(
+                f"no gateway keys in {keys_dir.resolve()} (WEIGHTGATE_KEYS_DIR); create them "
+                "with `weightgate keys init`, or point WEIGHTGATE_KEYS_DIR at the gateway's keys"
+            )
         return cls(
             audit_signer=load_ed25519(keys_dir / AUDIT_SIGNING_KEY),
             audit_hmac=read_secret(keys_dir / AUDIT_HMAC_KEY),
