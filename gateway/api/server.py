@@ -6,8 +6,10 @@ one database, one audit log, one publisher elected among them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
+from urllib.parse import urlsplit
 
 import h11
 import uvicorn
@@ -114,3 +116,33 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 # uvicorn's default; it listens again on the socket with its own, which is harmless.
 BACKLOG = 2048
+
+
+def bound_url(sock: socket.socket) -> str:
+    """The base URL of the address ``sock`` is bound to: what the gateway serves, by default."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def listens_everywhere(sock: socket.socket) -> bool:
+    return ipaddress.ip_address(sock.getsockname()[0]).is_unspecified
+
+
+def url_names(url: str, sock: socket.socket) -> bool:
+    """Whether ``url`` names the address ``sock`` is bound to (any host, if bound to all)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    bound = ipaddress.ip_address(sock.getsockname()[0])
+    if port != sock.getsockname()[1]:
+        return False
+    if bound.is_unspecified:
+        return True
+    if parts.hostname == "localhost":
+        return bound.is_loopback
+    try:
+        return ipaddress.ip_address(parts.hostname or "") == bound
+    except ValueError:
+        return False  # a name: it may well resolve here, but that is for the operator to say

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from gateway.cli.common import literal, operator_context, operator_services
 from gateway.clock import SystemClock
-from gateway.config import Settings
+from gateway.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from gateway.crypto.keyring import init_keys
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity import dev_issuer
@@ -25,6 +26,8 @@ from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 
 if TYPE_CHECKING:
+    import socket
+
     from gateway.bootstrap import Services
 
 console = Console(soft_wrap=True)
@@ -196,8 +199,8 @@ def models_list() -> None:
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = DEFAULT_PORT,
     workers: Annotated[
         int,
         typer.Option(
@@ -210,11 +213,12 @@ def serve(
     from gateway.api.server import listening_socket, run_single, run_workers
     from gateway.bootstrap import build_services
 
+    # The port is this process's, listening, before anything is created or recorded.
     sock = listening_socket(host, port)
     stderr = Console(stderr=True, soft_wrap=True)
     # Built here first whatever the worker count: configuration mistakes fail
     # once, clearly, and the state is created (or migrated) before any worker starts.
-    services = build_services(Settings())
+    services = build_services(_public_settings(sock, stderr))
     # A misconfigured anchor store (an S3 bucket without Object Lock, a
     # directory that cannot be written) is refused here, not at the first round.
     services.anchors.check()
@@ -226,6 +230,32 @@ def serve(
         return
     services.close()
     run_workers(sock, workers)
+
+
+def _public_settings(sock: socket.socket, stderr: Console) -> Settings:
+    """The settings, with the URLs issued naming the address bound unless WEIGHTGATE_URL is set."""
+    from gateway.api.server import bound_url, listens_everywhere, url_names
+
+    settings = Settings()
+    bound = bound_url(sock)
+    if "url" in settings.model_fields_set:
+        if not url_names(settings.url, sock):
+            stderr.print(
+                f"[bold yellow]warning:[/] WEIGHTGATE_URL is {settings.url}, but serve "
+                f"listens on {bound}: the URLs it issues name WEIGHTGATE_URL, so clients "
+                "must reach this gateway there (through a proxy or port mapping)",
+                highlight=False,
+            )
+        return settings
+    if listens_everywhere(sock):
+        stderr.print(
+            f"[bold yellow]warning:[/] WEIGHTGATE_URL is unset, so the URLs issued name "
+            f"{bound}, which only this host can reach; set it to the address clients use",
+            highlight=False,
+        )
+    # Worker processes read their settings from the environment.
+    os.environ["WEIGHTGATE_URL"] = bound
+    return settings.model_copy(update={"url": bound})
 
 
 def _warn_about_dev_issuer(services: Services, stderr: Console) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import os
 import socket
 import sqlite3
@@ -13,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from gateway.api.background import free_port
+from gateway.demo import write_synthetic_model
 from tests.cli.test_cli import WEIGHTGATE, _ready, assert_one_line_error, run, wait_until
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
+    """No WEIGHTGATE_URL: serve decides its own public URL."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTGATE_")}
     base.update(WEIGHTGATE_HOME=str(tmp_path / "home"), WEIGHTGATE_KEYS_DIR=str(tmp_path / "keys"))
     return base
@@ -54,6 +57,59 @@ def policy_loads(home: Path) -> int:
         except sqlite3.OperationalError:  # the schema is not there yet
             return 0
     return int(row[0])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_on_its_own_port_issues_urls_the_client_can_fetch(
+    env: dict[str, str], tmp_path: Path, workers: int
+) -> None:
+    """Without WEIGHTGATE_URL, file URLs name the port serve binds, not 8080."""
+    assert run(env, "keys", "init", "--dev-issuer").returncode == 0
+    assert run(env, "orgs", "add", "rhein", "--name", "Rhein AI", "--hq", "DE").returncode == 0
+    model = tmp_path / "model"
+    write_synthetic_model(model, shards=2, shard_bytes=20_000)
+    published = run(
+        env, "models", "publish", str(model), "--model", "acme/m", "--revision", "r1",
+        "--eccn", "4E091",
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    minted = run(env, "token", "mint", "--sub", "anna", "--org", "rhein", "--country", "DE")
+    assert minted.returncode == 0, minted.stderr
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with serving(env, log, "--port", str(port), "--workers", str(workers)):
+        wait_until(lambda: _ready(port), timeout=60)
+        client = {
+            **env,
+            "WEIGHTGATE_URL": f"http://127.0.0.1:{port}",
+            "WEIGHTGATE_TOKEN": minted.stdout.strip(),
+        }
+        fetched = run(client, "fetch", "acme/m@r1", "--out", str(tmp_path / "out"))
+    assert fetched.returncode == 0, fetched.stderr
+    for name in ("model-00001-of-00002.safetensors", "config.json"):
+        assert filecmp.cmp(model / name, tmp_path / "out" / name, shallow=False)
+    said = log.read_text()
+    assert "WEIGHTGATE_URL" not in said, said
+    # Trusting the development issuer is never quiet.
+    assert "development token issuer" in said
+
+
+@pytest.mark.parametrize("agrees", [True, False], ids=["same-address", "other-port"])
+def test_serve_warns_once_when_weightgate_url_names_another_address(
+    env: dict[str, str], tmp_path: Path, agrees: bool
+) -> None:
+    assert run(env, "keys", "init").returncode == 0
+    port = free_port()
+    configured = f"http://127.0.0.1:{port if agrees else free_port()}"
+    log = tmp_path / "serve.log"
+    with serving({**env, "WEIGHTGATE_URL": configured}, log, "--port", str(port)):
+        wait_until(lambda: _ready(port), timeout=60)
+    lines = [line for line in log.read_text().splitlines() if "WEIGHTGATE_URL" in line]
+    if agrees:
+        assert lines == []
+    else:
+        assert len(lines) == 1, lines
+        assert configured in lines[0] and f"127.0.0.1:{port}" in lines[0]
 
 
 def test_serve_on_a_port_in_use_records_and_creates_nothing(
