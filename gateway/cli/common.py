@@ -29,12 +29,18 @@ DENIED = 3
 
 
 def operator_services() -> Services:
-    """Operator commands run on the gateway host, against its configuration directly."""
+    """Operator commands run on the gateway host, against its configuration directly.
+
+    They open existing state and never create it: a mistyped WEIGHTGATE_HOME is
+    refused, naming the path, rather than becoming an empty gateway.
+    """
     # Imported here so client commands (fetch, decrypt) start without the
     # database, storage and web stacks.
-    from gateway.bootstrap import build_services
+    from gateway.bootstrap import build_services, require_state
 
-    return build_services(Settings())
+    settings = Settings()
+    require_state(settings)
+    return build_services(settings)
 
 
 def operator_context() -> RequestContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -21,7 +22,7 @@ from gateway.cli.common import (
     print_listing,
 )
 from gateway.clock import SystemClock
-from gateway.config import Settings
+from gateway.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from gateway.crypto.keyring import init_keys
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity import dev_issuer
@@ -32,6 +33,8 @@ from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 
 if TYPE_CHECKING:
+    import socket
+
     from gateway.bootstrap import Services
 
 console = Console(soft_wrap=True)
@@ -42,15 +45,28 @@ token_app = typer.Typer(help="Development tokens (local use and tests only).", n
 
 
 @keys_app.command("init")
-def keys_init() -> None:
-    """Create the keystore, the audit signing key and a dev token issuer; never overwrites."""
-    keys_dir = Settings().keys_dir
-    created = init_keys(keys_dir)
-    if created:
-        for item in created:
-            console.print(f"created {item}")
-    else:
-        console.print(f"all keys already exist in {keys_dir}; nothing changed")
+def keys_init(
+    dev_issuer_wanted: Annotated[
+        bool,
+        typer.Option(
+            "--dev-issuer",
+            help="Also create a development token issuer for `weightgate token mint` "
+            "(laptops, the demo and tests; whoever reads its key mints any token).",
+        ),
+    ] = False,
+) -> None:
+    """Create the keys and the gateway's state (WEIGHTGATE_HOME); never overwrites."""
+    from gateway.bootstrap import create_state, state_location
+
+    settings = Settings()
+    created = init_keys(settings.keys_dir, dev_issuer=dev_issuer_wanted)
+    for item in created:
+        console.print(f"created {item}")
+    if create_state(settings):
+        variable, where = state_location(settings)
+        console.print(f"created the gateway's state in {where} ({variable})", highlight=False)
+    elif not created:
+        console.print(f"all keys already exist in {settings.keys_dir.resolve()}; nothing changed")
 
 
 @token_app.command("mint")
@@ -64,10 +80,11 @@ def token_mint(
         Path | None, typer.Option(help="Bind the token to this DPoP key (PEM, Ed25519 or P-256).")
     ] = None,
 ) -> None:
-    """Print a JWT from the development issuer."""
+    """Print a JWT from the development issuer (created by `keys init --dev-issuer`)."""
     bind_to = key_thumbprint(load_proof_key(dpop_key)) if dpop_key else None
+    settings = Settings()
     token = dev_issuer.mint(
-        Settings().keys_dir,
+        settings.keys_dir,
         SystemClock(),
         subject=sub,
         org=org,
@@ -76,6 +93,16 @@ def token_mint(
         ttl=timedelta(seconds=ttl),
         bind_to=bind_to,
     )
+    trust = dev_issuer.trust(
+        settings.keys_dir,
+        setting=settings.dev_issuer,
+        issuers_configured=settings.issuers_file is not None,
+    )
+    if trust is dev_issuer.Trust.REFUSED:
+        Console(stderr=True, soft_wrap=True).print(
+            "[bold yellow]warning:[/] this gateway refuses development tokens while "
+            "WEIGHTGATE_ISSUERS_FILE is set (unless WEIGHTGATE_DEV_ISSUER=allow)",
+        )
     typer.echo(token)
 
 
@@ -206,8 +233,8 @@ def models_list(output: FormatOption = ListFormat.TABLE) -> None:
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = DEFAULT_PORT,
     workers: Annotated[
         int,
         typer.Option(
@@ -218,20 +245,18 @@ def serve(
     """Run the gateway (N processes with --workers; SIGHUP re-reads the pack with one)."""
     from gateway.api.app import create_app
     from gateway.api.server import listening_socket, run_single, run_workers
+    from gateway.bootstrap import build_services
 
+    # The port is this process's, listening, before anything is created or recorded.
     sock = listening_socket(host, port)
+    stderr = Console(stderr=True, soft_wrap=True)
     # Built here first whatever the worker count: configuration mistakes fail
-    # once, clearly, and the schema is migrated before any worker starts.
-    services = operator_services()
+    # once, clearly, and the state is created (or migrated) before any worker starts.
+    services = build_services(_public_settings(sock, stderr))
     # A misconfigured anchor store (an S3 bucket without Object Lock, a
     # directory that cannot be written) is refused here, not at the first round.
     services.anchors.check()
-    stderr = Console(stderr=True, soft_wrap=True)
-    if services.trusts_dev_issuer:
-        stderr.print(
-            "[bold yellow]warning:[/] the development token issuer is trusted; delete "
-            f"{services.settings.keys_dir / dev_issuer.JWKS_FILE} in production",
-        )
+    _warn_about_dev_issuer(services, stderr)
     _report_policy(services, stderr)
     if workers == 1:
         _reload_on_sighup(services)
@@ -239,6 +264,49 @@ def serve(
         return
     services.close()
     run_workers(sock, workers)
+
+
+def _public_settings(sock: socket.socket, stderr: Console) -> Settings:
+    """The settings, with the URLs issued naming the address bound unless WEIGHTGATE_URL is set."""
+    from gateway.api.server import bound_url, listens_everywhere, url_names
+
+    settings = Settings()
+    bound = bound_url(sock)
+    if "url" in settings.model_fields_set:
+        if not url_names(settings.url, sock):
+            stderr.print(
+                f"[bold yellow]warning:[/] WEIGHTGATE_URL is {settings.url}, but serve "
+                f"listens on {bound}: the URLs it issues name WEIGHTGATE_URL, so clients "
+                "must reach this gateway there (through a proxy or port mapping)",
+                highlight=False,
+            )
+        return settings
+    if listens_everywhere(sock):
+        stderr.print(
+            f"[bold yellow]warning:[/] WEIGHTGATE_URL is unset, so the URLs issued name "
+            f"{bound}, which only this host can reach; set it to the address clients use",
+            highlight=False,
+        )
+    # Worker processes read their settings from the environment.
+    os.environ["WEIGHTGATE_URL"] = bound
+    return settings.model_copy(update={"url": bound})
+
+
+def _warn_about_dev_issuer(services: Services, stderr: Console) -> None:
+    issuer_key = (services.settings.keys_dir / dev_issuer.PRIVATE_KEY_FILE).resolve()
+    if services.dev_issuer is dev_issuer.Trust.TRUSTED:
+        stderr.print(
+            "[bold red]WARNING: the development token issuer is trusted: whoever can read "
+            f"{issuer_key} mints tokens with any role. For laptops and tests only.[/]",
+            highlight=False,
+        )
+    elif services.dev_issuer is dev_issuer.Trust.REFUSED:
+        stderr.print(
+            "[bold yellow]warning:[/] the development token issuer in "
+            f"{issuer_key.parent} is not trusted beside WEIGHTGATE_ISSUERS_FILE; delete "
+            f"its files ({dev_issuer.PRIVATE_KEY_FILE}, {dev_issuer.JWKS_FILE})",
+            highlight=False,
+        )
 
 
 def _report_policy(services: Services, stderr: Console) -> None:

@@ -124,6 +124,6 @@ def test_an_unreachable_database_grants_nothing(settings: Settings, clock: Fixed
     configured = settings.model_copy(
         update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
     )
-    init_keys(configured.keys_dir)
+    init_keys(configured.keys_dir, dev_issuer=True)
     with pytest.raises(Unavailable, match="database"):
         build_services(configured, clock)
