@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import proofs
 from gateway.audit.checkpoint_store import CheckpointStore
 from gateway.audit.columns import as_utc
+from gateway.audit.events import check_event
 from gateway.audit.merkle import CompactRange
 from gateway.audit.proofs import NodeId
 from gateway.audit.sequencer import Change, Sequencer
@@ -90,11 +91,16 @@ class AuditLog:
 
         Any failure, a full queue, or a batch not started within the timeout
         (2 s) raises Unavailable: the caller then releases nothing, and the
-        entries never commit.
+        entries never commit. An event type not in ``events.EVENTS``, or one
+        carrying fields its type does not declare, raises UnknownEvent.
         """
-        indices = self._sequencer.submit(events, change, timeout=self._append_timeout)
+        for event in events:
+            check_event(event)  # an unregistered or misshapen event is a bug, never logged
+        indices, logged = self._sequencer.submit_for_entries(
+            events, change, timeout=self._append_timeout
+        )
         for subscriber in self._subscribers:
-            for event, index in zip(events, indices, strict=True):
+            for event, index in zip(logged, indices, strict=True):
                 subscriber({**event, "index": index, "origin": self.origin})
         return indices
 

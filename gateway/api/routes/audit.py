@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
+from pydantic import BeforeValidator
 
 from gateway.api.deps import SecurityReader, ServicesDep
 from gateway.api.problems import problem_response, responses
@@ -27,6 +29,24 @@ from gateway.errors import NotFound
 
 router = APIRouter(tags=["audit"])
 
+# "+" in a query string means a space, so an offset typed straight into a URL
+# (``since=2026-03-02T10:30+02:00``) arrives as "10:30 02:00". Named, rather
+# than refused as merely malformed, so the reader knows to write %2B.
+_OFFSET_LOST_TO_A_SPACE = re.compile(r".*\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)? \d{2}:?\d{2}")
+
+
+def _offset_kept(value: object) -> object:
+    if isinstance(value, str) and _OFFSET_LOST_TO_A_SPACE.fullmatch(value):
+        raise ValueError(
+            "must be an ISO 8601 date and time; its offset's '+' arrived as a space "
+            "(in a URL, write '+' as %2B)"
+        )
+    return value
+
+
+# Innermost validators run last, so this check comes before DateTimeParam's own.
+InstantParam = Annotated[DateTimeParam, BeforeValidator(_offset_kept)]
+
 
 @router.get("/v1/audit/entries", response_model=AuditEntries, responses=responses(403, 503))
 def audit_entries(
@@ -39,12 +59,15 @@ def audit_entries(
     decision: Literal["allow", "deny"] | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
-    since: DateTimeParam | None = None,
-    until: DateTimeParam | None = None,
+    since: InstantParam | None = None,
+    until: InstantParam | None = None,
     after: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Audit entries matching every filter given (security or admin), paged by index.
+
+    ``since`` and ``until`` compare instants: an offset is honoured and a time
+    without one is UTC.
 
     Each entry is as stored, with its ``leaf_hash``, so a reader can check it
     against the log's signed checkpoints. ``next_after`` pages on.
