@@ -18,11 +18,12 @@ from rich.table import Table
 
 from gateway.audit import checkpoint
 from gateway.cli.common import literal, operator_services
-from gateway.errors import IntegrityError, InvalidInput, Unavailable
+from gateway.errors import IntegrityError, InvalidInput, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from gateway.audit.anchors import AnchoredCheckpoint, AnchorStore
     from gateway.audit.log import AuditLog, StoredEntry
+    from gateway.audit.verify import Report
 
 console = Console(soft_wrap=True)
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
@@ -32,6 +33,22 @@ class OutputFormat(StrEnum):
     TABLE = "table"
     JSONL = "jsonl"
     CSV = "csv"
+
+
+class ReportFormat(StrEnum):
+    """How a command reports: a line for people, or one JSON object for scripts.
+
+    Local to this module until the commands share one ``--format`` option.
+    """
+
+    TEXT = "text"
+    JSON = "json"
+
+
+ReportFormatOption = Annotated[
+    ReportFormat,
+    typer.Option("--format", help="text, or json: one JSON object on stdout, same exit status."),
+]
 
 
 class DecisionFilter(StrEnum):
@@ -53,8 +70,13 @@ def verify(
             "$WEIGHTGATE_HOME/checkpoints).",
         ),
     ] = None,
+    output: ReportFormatOption = ReportFormat.TEXT,
 ) -> None:
-    """Recompute the log, check every signed and anchored checkpoint; non-zero exit on failure."""
+    """Recompute the log, check every signed and anchored checkpoint; non-zero exit on failure.
+
+    Exit 0 when everything holds, 8 on any integrity failure, and 4 when the
+    log is empty: nothing was verified, which is not the same as "ok".
+    """
     from gateway.audit.anchors import open_anchor_store
     from gateway.audit.verify import frontier_nodes, trusted_start, verify_log
 
@@ -90,12 +112,25 @@ def verify(
         start=start,
         workers=min(4, os.cpu_count() or 1),
     )
+    verdict = _verdict(report, start.size if start else 0, anchor_store.location)
+    if output is ReportFormat.JSON:
+        typer.echo(json.dumps(verdict, sort_keys=True))
+        if verdict["status"] != "ok":
+            from gateway.cli.main import exit_status
+
+            failure = NotFound("") if verdict["status"] == "empty" else IntegrityError("")
+            raise typer.Exit(exit_status(failure))
+        return
     if not report.ok:
         first = report.problems[0]
         where = f" at index {first.index}" if first.index is not None else ""
         for problem in report.problems[1:]:
             console.print(f"  also: {problem.kind}: {problem.message}", highlight=False)
         raise IntegrityError(f"audit log FAILED verification{where}: {first.kind}: {first.message}")
+    if verdict["status"] == "empty":
+        raise NotFound(
+            "the audit log is empty: there is nothing to verify (no entries, no checkpoints)"
+        )
     scope = (
         f"{report.size - start.size} new entries after {start.size}"
         if start
@@ -112,6 +147,23 @@ def verify(
             f"(one is published every {services.settings.checkpoint_interval:g} s)",
             highlight=False,
         )
+
+
+def _verdict(report: Report, start: int, anchors: str) -> dict[str, object]:
+    """What ``audit verify --format json`` prints: the report, and ok, failed or empty."""
+    status = "failed" if not report.ok else "empty" if report.size == 0 else "ok"
+    return {
+        "status": status,
+        "size": report.size,
+        "verified_from": start,
+        "checkpoints_in_database": report.checkpoints - report.anchored,
+        "checkpoints_anchored": report.anchored,
+        "anchor_store": anchors,
+        "unsigned": report.unsigned,
+        "problems": [
+            {"index": p.index, "kind": p.kind, "message": p.message} for p in report.problems
+        ],
+    }
 
 
 def _anchored(store: AnchorStore, *, explicit: bool, audit: AuditLog) -> list[AnchoredCheckpoint]:
