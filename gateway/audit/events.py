@@ -121,8 +121,8 @@ _EVENT_LIST = (
         "auth.reject",
         "A token was refused (401): the first of its kind per address and reason a minute.",
         Ocsf(AUTHENTICATION, 1, "Logon", failure=True),
-        required=frozenset({"reason", "method", "path"}),
-        optional=frozenset({"token"}),
+        required=frozenset({"reason"}),
+        optional=frozenset({"method", "path", "token"}),
     ),
     EventType(
         "auth.reject.summary",

@@ -154,8 +154,19 @@ class AuditLog:
         return nodes[(0, index)], proofs.inclusion_proof(nodes.__getitem__, index, size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        if not 0 <= old_size <= new_size:
+        """The RFC 9162 proof that the tree of ``new_size`` extends that of ``old_size``.
+
+        From the empty tree there is nothing to prove (422, as the reference
+        logs answer); a size the log has not reached is NotFound, never read
+        as a stored node gone missing, which would look like tampering.
+        """
+        if old_size < 1:
+            raise InvalidInput("a consistency proof starts from a non-empty tree: from >= 1")
+        if old_size > new_size:
             raise InvalidInput(f"no consistency proof from size {old_size} to {new_size}")
+        size, _ = self.tree_state()
+        if new_size > size:
+            raise NotFound(f"the audit log has {size} entries; it has no tree of size {new_size}")
         nodes = self.read_nodes(proofs.consistency_nodes(old_size, new_size))
         return proofs.consistency_proof(nodes.__getitem__, old_size, new_size)
 
@@ -183,6 +194,18 @@ class AuditLog:
             )
         leaf, path = self.inclusion_proof(index, signed.size)
         return note, leaf, path
+
+    def entry(self, index: int) -> StoredEntry:
+        """Entry ``index`` exactly as stored and hashed; NotFound past the end."""
+        row = read(
+            self._sessions,
+            lambda s: s.execute(
+                select(AuditEntry.entry, AuditEntry.leaf_hash).where(AuditEntry.idx == index)
+            ).one_or_none(),
+        )
+        if row is None:
+            raise NotFound(f"the audit log has no entry {index}")
+        return StoredEntry(index, bytes(row.entry), bytes(row.leaf_hash))
 
     def entry_time(self, index: int) -> datetime | None:
         """When entry ``index`` was written, by its indexed column (for lag, not for trust)."""

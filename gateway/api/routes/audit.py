@@ -7,7 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BeforeValidator
 
 from gateway.api.deps import SecurityReader, ServicesDep
@@ -92,6 +92,30 @@ def audit_entries(
 
 
 @router.get(
+    "/v1/audit/entries/{index}/raw",
+    response_class=Response,
+    response_description="The entry's canonical JSON bytes, exactly as hashed into the log.",
+    responses={200: {"content": {"application/json": {}}}, **responses(403, 404, 503)},
+)
+def audit_entry_raw(
+    _reader: SecurityReader,
+    services: ServicesDep,
+    index: Annotated[int, Path(ge=0, le=INT64_MAX)],
+) -> Response:
+    """One entry's exact bytes (security or admin): its leaf hash is SHA-256(0x00 || body).
+
+    A verifier hashes what it received and checks it against an inclusion
+    proof, without re-canonicalising a parsed copy.
+    """
+    stored = services.audit.entry(index)
+    return Response(
+        stored.entry,
+        media_type="application/json",
+        headers={"Weightgate-Leaf-Hash": stored.leaf_hash.hex()},
+    )
+
+
+@router.get(
     "/v1/audit/checkpoint",
     response_class=PlainTextResponse,
     response_description="A c2sp.org/tlog-checkpoint note, with witness cosignatures.",
@@ -127,14 +151,20 @@ def inclusion_proof(
 
 
 @router.get(
-    "/v1/audit/proofs/consistency", response_model=ConsistencyProof, responses=responses(503)
+    "/v1/audit/proofs/consistency",
+    response_model=ConsistencyProof,
+    responses=responses(404, 503),
 )
 def consistency_proof(
     services: ServicesDep,
     start: Annotated[int, Query(alias="from", ge=0, le=INT64_MAX)],
     end: Annotated[int, Query(alias="to", ge=0, le=INT64_MAX)],
 ) -> dict[str, Any]:
-    """The RFC 9162 consistency proof that the tree of ``to`` extends the tree of ``from``."""
+    """The RFC 9162 consistency proof that the tree of ``to`` extends the tree of ``from``.
+
+    ``from`` must be at least 1 (from the empty tree there is nothing to
+    prove: 422); a ``to`` past the log's end is 404.
+    """
     path = services.audit.consistency_proof(start, end)
     return {"from": start, "to": end, "proof": [base64.b64encode(h).decode() for h in path]}
 
