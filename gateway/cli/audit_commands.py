@@ -21,6 +21,8 @@ from gateway.cli.common import literal, operator_services
 from gateway.errors import IntegrityError, InvalidInput, NotFound, Unavailable
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from gateway.audit.anchors import AnchoredCheckpoint, AnchorStore
     from gateway.audit.log import AuditLog, StoredEntry
     from gateway.audit.verify import Report
@@ -213,10 +215,7 @@ def witness(
     origin: Annotated[str, typer.Option(help="The log's origin line.")] = "weightgate.local/audit",
 ) -> None:
     """Check the gateway's latest checkpoint extends the last one cosigned, then cosign it."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from gateway.client.gateway_api import GatewayClient
     from gateway.client.witness import witness_once
@@ -226,12 +225,7 @@ def witness(
     if not key.exists():
         write_secret(key, ed25519_to_pem(Ed25519PrivateKey.generate()))
     signer = load_ed25519(key)
-    try:
-        log_public = Ed25519PublicKey.from_public_bytes(base64.b64decode(log_key, validate=True))
-    except ValueError:
-        raise InvalidInput(
-            "--log-key must be the base64 Ed25519 key `audit public-key` prints"
-        ) from None
+    log_public = _log_public_key(log_key)
     settings = ClientSettings()
     with GatewayClient(settings.url, settings.token) as client:
         outcome = witness_once(
@@ -243,6 +237,85 @@ def witness(
         f"; witness key {base64.b64encode(raw).decode()}",
         highlight=False,
     )
+
+
+# A receipt is a few dozen lines; an entry at most a few MiB (a large model's file list).
+MAX_RECEIPT_BYTES = 1 << 20
+MAX_ENTRY_BYTES = 16 << 20
+
+
+@app.command("verify-receipt")
+def verify_receipt_file(
+    receipt_file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A receipt (`audit prove`, /v1/audit/receipts).")
+    ],
+    log_key: Annotated[str, typer.Option(help="The log's public key (`audit public-key`).")],
+    entry: Annotated[
+        Path,
+        typer.Option(
+            help="The entry's exact bytes (GET /v1/audit/entries/{index}/raw): the receipt "
+            "proves the inclusion of one leaf hash, and this is what it must hash to."
+        ),
+    ],
+    origin: Annotated[
+        str | None,
+        typer.Option(help="The log's origin line (default: the receipt checkpoint's own)."),
+    ] = None,
+) -> None:
+    """Check a receipt offline: the log's signature on its checkpoint, then ENTRY's inclusion.
+
+    Needs nothing but the files and the key: no gateway, no database.
+    Exit 0 if the entry is in the signed log, 8 if anything does not hold.
+    """
+    from gateway.audit.merkle import leaf_hash
+    from gateway.audit.receipt import parse_receipt, verify_receipt
+
+    key = _log_public_key(log_key)
+    try:
+        text = _read_bounded(receipt_file, MAX_RECEIPT_BYTES, "FILE").decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{receipt_file} is not a UTF-8 receipt") from None
+    parsed = parse_receipt(text)
+    logged = _read_bounded(entry, MAX_ENTRY_BYTES, "--entry")
+    named = origin if origin is not None else parsed.checkpoint_note.split("\n", 1)[0]
+    signed = verify_receipt(parsed, leaf_hash(logged), named, key)
+    # The leaf is proven; the entry must also name that position and log.
+    try:
+        data = json.loads(logged)
+    except ValueError:
+        raise IntegrityError(f"{entry} is not an audit entry (not JSON)") from None
+    if not isinstance(data, dict) or (data.get("index"), data.get("origin")) != (
+        parsed.index,
+        named,
+    ):
+        raise IntegrityError(f"{entry} does not name index {parsed.index} of {named}")
+    console.print(
+        f"[green]ok[/]: entry {parsed.index} ({data.get('event')}) is in {named}, "
+        f"tree size {signed.size}, under a checkpoint signed by the given key",
+        highlight=False,
+    )
+
+
+def _read_bounded(path: Path, limit: int, flag: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput(f"{flag} {path} is larger than {limit:,} bytes")
+    return data
+
+
+def _log_public_key(text: str) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    except ValueError:
+        raise InvalidInput(
+            "--log-key must be the base64 Ed25519 key `audit public-key` prints"
+        ) from None
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
