@@ -74,6 +74,8 @@ def to_ocsf(stored: StoredEntry, *, product_version: str) -> dict[str, Any]:
     }
     if decision:
         record["status_detail"] = " ".join(r["code"] for r in decision.get("reasons", []))
+    elif isinstance(quota := entry.get("quota"), dict) and "exceeded" in quota:
+        record["status_detail"] = f"{quota.get('scope')} quota: {quota['exceeded']}"
     if entry.get("model"):
         record["resources"] = [
             {"uid": entry["model"], "type": "model", "version": entry.get("revision")}

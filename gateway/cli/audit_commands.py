@@ -357,6 +357,13 @@ def query(
     ] = False,
 ) -> None:
     """Read the log, filtered: a table, JSON Lines mapped to OCSF, or CSV."""
+    from gateway.audit.events import EVENTS
+
+    if event is not None and event not in EVENTS:
+        # A misspelt type would match nothing and read as "no such events happened".
+        raise InvalidInput(
+            f"--event {event!r} is not an audit event type; one of: {', '.join(EVENTS)}"
+        )
     start, end = _when(since, "--since"), _when(until, "--until")
     verdict = decision.value if decision else None
     located = country.upper() if country else None

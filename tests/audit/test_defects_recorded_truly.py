@@ -134,6 +134,7 @@ def test_a_quota_refusal_is_exported_to_ocsf_as_a_denied_access(catalog_ready: S
     record = to_ocsf(row, product_version=__version__)
     assert (record["status"], record["status_id"]) == ("Failure", 2)
     assert (record["class_uid"], record["activity_id"]) == (6004, 2)  # Access Deny
+    assert record["status_detail"] == "org quota: 1 grants in the last hour (limit 0)"
 
 
 def _proposal(services: Services) -> Proposal:
@@ -177,3 +178,39 @@ def test_each_approval_records_the_exemption_as_the_approval_left_it(
     ]
     assert recorded[2][1]["decided_by"] == "carol"
     assert recorded[3][1]["decided_by"] == "dave"
+
+
+def test_a_misspelt_event_filter_is_refused_not_answered_with_nothing(
+    services: Services, api: httpx.Client, reader: dict[str, str]
+) -> None:
+    services.audit.append([decision_event(services, 0)])
+    answer = api.get("/v1/audit/entries", params={"event": "grant.denied"}, headers=reader)
+    assert answer.status_code == 422
+    assert "grant.deny" in answer.text  # the known types are listed
+    env = {
+        **os.environ,
+        "WEIGHTGATE_HOME": str(services.settings.home),
+        "WEIGHTGATE_KEYS_DIR": str(services.settings.keys_dir),
+    }
+    result = subprocess.run(
+        [WEIGHTGATE, "audit", "query", "--event", "grant.denied"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "not an audit event type" in result.stderr
+
+
+def test_webhook_subscribers_receive_the_entry_as_logged(catalog_ready: Services) -> None:
+    services = catalog_ready
+    heard: list[dict[str, object]] = []
+    services.audit.subscribe(lambda entry: heard.append(dict(entry)))
+    proposed = services.exemptions.propose(_admin("alice"), _proposal(services), operator())
+    services.exemptions.approve(_admin("bob"), proposed["id"], operator())
+    [approval] = [e for e in heard if e["event"] == "exemption.approve"]
+    [logged] = services.audit.query(event="exemption.approve")
+    assert approval == logged.as_dict()
+    assert approval["exemption"]["status"] == "approved"  # type: ignore[index]

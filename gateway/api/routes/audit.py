@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from gateway.api.deps import SecurityReader, ServicesDep
 from gateway.api.problems import problem_response, responses
@@ -22,6 +22,7 @@ from gateway.api.schemas import (
     InclusionProof,
 )
 from gateway.audit import checkpoint
+from gateway.audit.events import EVENTS
 from gateway.audit.receipt import format_receipt
 from gateway.audit.witness import accept_cosignature
 from gateway.bootstrap import Services
@@ -48,6 +49,16 @@ def _offset_kept(value: object) -> object:
 InstantParam = Annotated[DateTimeParam, BeforeValidator(_offset_kept)]
 
 
+def _registered(name: str) -> str:
+    # A misspelt type would match nothing and read as "no such events happened".
+    if name not in EVENTS:
+        raise ValueError(f"must be an audit event type: {', '.join(EVENTS)}")
+    return name
+
+
+EventParam = Annotated[str, Query(max_length=64), AfterValidator(_registered)]
+
+
 @router.get("/v1/audit/entries", response_model=AuditEntries, responses=responses(403, 503))
 def audit_entries(
     _reader: SecurityReader,
@@ -55,7 +66,7 @@ def audit_entries(
     subject: str | None = None,
     org: str | None = None,
     model: str | None = None,
-    event: str | None = None,
+    event: EventParam | None = None,
     decision: Literal["allow", "deny"] | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
