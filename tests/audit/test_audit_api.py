@@ -88,3 +88,10 @@ def test_consistency_past_the_end_is_not_found_not_a_missing_node(api: httpx.Cli
     assert reversed_sizes.status_code == 422
     same = api.get("/v1/audit/proofs/consistency", params={"from": 5, "to": 5})
     assert (same.status_code, same.json()["proof"]) == (200, [])
+
+
+def test_inclusion_past_the_end_is_a_plain_4xx_not_tampering(api: httpx.Client) -> None:
+    beyond = api.get("/v1/audit/proofs/inclusion", params={"index": 5})
+    assert (beyond.status_code, beyond.json()["code"]) == (422, "invalid_input")
+    unsigned = api.get("/v1/audit/proofs/inclusion", params={"index": 1, "size": 9})
+    assert (unsigned.status_code, unsigned.json()["code"]) == (404, "not_found")
