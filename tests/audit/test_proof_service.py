@@ -31,7 +31,7 @@ from tests.conftest import mint, operator
 
 
 def _event(services: Services, n: int) -> dict[str, object]:
-    return build_event("test.append", time=services.clock.now(), context=operator(), n=n)
+    return build_event("quota.set", time=services.clock.now(), context=operator(), quota={"n": n})
 
 
 def _fill(services: Services, count: int) -> None:

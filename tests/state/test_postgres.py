@@ -56,7 +56,7 @@ def test_replicas_appending_at_once_make_one_gapless_sequence(pg_services: Servi
         for e in engines
     ]
     start = threading.Barrier(REPLICAS, timeout=60)
-    event = build_event("test.append", time=pg_services.clock.now(), context=operator())
+    event = build_event("quota.set", time=pg_services.clock.now(), context=operator(), quota={})
     published: list[int] = []
 
     def replica(log: AuditLog) -> list[int]:
