@@ -67,6 +67,8 @@ class LocalBlobStore:
         except BaseException:
             # Interrupted (Ctrl-C) or the source failed: no half-written file stays behind.
             partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()
             raise
         return StoredObject(key, version, size)
 

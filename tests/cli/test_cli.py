@@ -316,3 +316,43 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.05)
+
+
+def test_publish_interrupted_by_ctrl_c_leaves_no_ciphertext(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert run(env, "keys", "init").returncode == 0
+    model = tmp_path / "big"
+    model.mkdir()
+    for shard in range(12):
+        (model / f"shard-{shard:02}.bin").write_bytes(os.urandom(8 << 20))
+    objects = tmp_path / "home" / "blobs" / "objects"
+    process = subprocess.Popen(
+        [
+            WEIGHTGATE,
+            "models",
+            "publish",
+            str(model),
+            "--model",
+            "acme/big",
+            "--revision",
+            "v1",
+            "--eccn",
+            "EAR99",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Interrupt once the first file is stored, while later ones are still to come.
+    deadline = time.monotonic() + 60
+    while not any(p.is_file() and not p.name.startswith(".") for p in objects.rglob("*")):
+        assert process.poll() is None and time.monotonic() < deadline, "publish ended first"
+        time.sleep(0.005)  # poll the store again
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "was not published" in stderr and "Traceback" not in stderr
+    assert list(objects.rglob("*")) == [], "ciphertext left behind"
+    assert "acme/big" not in run(env, "models", "list").stdout
