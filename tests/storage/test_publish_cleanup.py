@@ -13,7 +13,8 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from gateway.audit.log import AuditLog, Change
+from gateway.audit.log import AuditLog
+from gateway.audit.sequencer import Change
 from gateway.bootstrap import Services
 from gateway.catalog import Catalog
 from gateway.errors import NotFound, Unavailable
