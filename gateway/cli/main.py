@@ -13,6 +13,7 @@ from rich.console import Console
 
 from gateway import errors
 from gateway.cli import audit_commands, exemption_commands, operator_commands, user_commands
+from gateway.cli.gc_command import register as register_gc
 
 EXIT_STATUS: dict[type[errors.WeightgateError], int] = {
     errors.InvalidInput: 2,
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 operator_commands.register(app)
 user_commands.register(app)
+register_gc(app)
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(exemption_commands.app, name="exemptions")
 

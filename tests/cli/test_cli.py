@@ -28,6 +28,7 @@ COMMANDS = [
     ["orgs", "add"],
     ["models", "publish"],
     ["models", "list"],
+    ["gc"],
     ["fetch"],
     ["policy", "explain"],
     ["audit", "verify"],

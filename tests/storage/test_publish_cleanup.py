@@ -119,9 +119,7 @@ def test_cleanup_never_deletes_ciphertext_a_committed_record_names(
 def test_progress_counts_every_plaintext_byte_once(services: Services, model_dir: Path) -> None:
     totals: list[int] = []
     advanced: list[int] = []
-    rows = _publish(
-        services.catalog, model_dir, on_start=totals.append, progress=advanced.append
-    )
+    rows = _publish(services.catalog, model_dir, on_start=totals.append, progress=advanced.append)
     plaintext = sum(r.plaintext_size for r in rows)
     assert totals == [plaintext]
     assert sum(advanced) == plaintext
