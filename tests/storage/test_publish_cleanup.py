@@ -1,6 +1,7 @@
 """A publish that fails leaves no ciphertext behind, and never deletes ciphertext a record names.
 
-The store is the real local one and the database real SQLite. Faults are
+The stores are the real local one and moto's S3 server (see conftest), the
+database real SQLite. Faults are
 injected by wrapping the real store and audit log, because a full disk or a
 commit whose answer is lost cannot be produced on demand otherwise.
 """
@@ -21,6 +22,7 @@ from gateway.errors import NotFound, Unavailable
 from gateway.policy.pack import Eccn
 from gateway.storage.interfaces import BlobStore, ListedBlob, StoredObject
 from tests.conftest import operator
+from tests.storage.conftest import Backend
 
 
 class _FillsUp:
@@ -82,15 +84,15 @@ def _stored(services: Services) -> list[ListedBlob]:
 
 
 def test_storage_full_half_way_leaves_no_ciphertext_and_no_model(
-    services: Services, model_dir: Path
+    services: Services, backend: Backend, model_dir: Path
 ) -> None:
     files = len([p for p in model_dir.rglob("*") if p.is_file()])
     assert files >= 3
-    store = _FillsUp(services.blobs, fails_on=3)
+    store = _FillsUp(backend.store, fails_on=3)
     with pytest.raises(Unavailable, match="No space left"):
         _publish(_catalog(services, blobs=store), model_dir)
     assert store.puts == 3, "two files were stored before the failure"
-    assert _stored(services) == []
+    assert list(backend.store.list_blobs("")) == []
     with pytest.raises(NotFound):
         services.catalog.model("acme/atlas")
 
