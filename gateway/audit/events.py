@@ -118,6 +118,12 @@ _EVENT_LIST = (
         required=frozenset({"grant_id", "model", "revision", "path"}),
     ),
     EventType(
+        "storage.gc",
+        "Ciphertext no published file names, about to be deleted by `weightgate gc --delete`.",
+        Ocsf(FILE_HOSTING, 4, "Delete"),
+        required=frozenset({"grace_seconds", "bytes", "blobs"}),
+    ),
+    EventType(
         "auth.reject",
         "A token was refused (401): the first of its kind per address and reason a minute.",
         Ocsf(AUTHENTICATION, 1, "Logon", failure=True),

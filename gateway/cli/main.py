@@ -26,6 +26,7 @@ from gateway.cli import (
     user_commands,
 )
 from gateway.cli.common import DENIED
+from gateway.cli.gc_command import register as register_gc
 from gateway.cli.needs import NEEDS
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ def _root(
 operator_commands.register(app)
 user_commands.register(app)
 admin_commands.register(app)
+register_gc(app)
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(exemption_commands.app, name="exemptions")
 

@@ -42,6 +42,8 @@ NEEDS: dict[str, str] = {
     "exemptions revoke": _api("admin role"),
     "exemptions list": _api("admin role"),
     "audit verify": _HOST,
+    "audit verify-receipt": "nothing but the receipt, the entry's bytes and the log's public key",
+    "gc": _HOST,
     "audit prove": _HOST,
     "audit public-key": _KEYS,
     "audit query": _HOST + "; with --remote instead " + _api("security or admin role"),

@@ -11,6 +11,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from gateway.cli.common import (
@@ -41,6 +49,13 @@ console = Console(soft_wrap=True)
 keys_app = typer.Typer(help="Key material in WEIGHTGATE_KEYS_DIR.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The organisation registry.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
+_TRANSFER_COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    DownloadColumn(),
+    TransferSpeedColumn(),
+    TimeRemainingColumn(),
+)
 token_app = typer.Typer(help="Development tokens (local use and tests only).", no_args_is_help=True)
 
 
@@ -182,16 +197,39 @@ def models_publish(
         raise InvalidInput("--eccn must be 4E091 or EAR99") from None
     ops = parse_training_ops(training_ops) if training_ops is not None else None
     services = operator_services()
-    rows = services.catalog.publish(
-        directory,
-        model_id=model,
-        revision=revision,
-        eccn=classification,
-        training_ops=ops,
-        weights_published=weights_published,
-        below_frontier_reason=below_frontier,
-        context=operator_context(),
-    )
+    stderr = Console(stderr=True)
+    # A bar on a terminal, as fetch has; nothing when stderr is a file or a pipe.
+    # It appears once the checks have passed and the encryption begins.
+    bar = Progress(*_TRANSFER_COLUMNS, console=stderr, disable=not stderr.is_terminal)
+    task = bar.add_task(f"{model}@{revision}", total=None)
+
+    def started(total: int) -> None:
+        bar.update(task, total=total)
+        bar.start()
+
+    try:
+        rows = services.catalog.publish(
+            directory,
+            model_id=model,
+            revision=revision,
+            eccn=classification,
+            training_ops=ops,
+            weights_published=weights_published,
+            below_frontier_reason=below_frontier,
+            context=operator_context(),
+            on_start=started,
+            progress=lambda n: bar.advance(task, n),
+        )
+    except KeyboardInterrupt:
+        bar.stop()
+        stderr.print(
+            f"interrupted: {model}@{revision} was not published and what it had uploaded "
+            "was deleted (`weightgate gc` lists anything left)",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        bar.stop()
     total = sum(r.plaintext_size for r in rows)
     view = services.catalog.model(model)
     console.print(f"classified {view.eccn.value}: {view.classification_basis}")

@@ -122,7 +122,7 @@ def test_serve_on_a_port_in_use_records_and_creates_nothing(
         taken.listen()
         port = taken.getsockname()[1]
         result = run({**env, "WEIGHTGATE_HOME": str(fresh)}, "serve", "--port", str(port))
-    assert_one_line_error(result, 2, f"cannot listen on 127.0.0.1:{port}")
+    assert_one_line_error(result, 7, f"cannot listen on 127.0.0.1:{port}")
     assert not fresh.exists()
 
 
