@@ -39,7 +39,7 @@ from gateway.client.destination import (
     nearest_existing,
     partial_of,
 )
-from gateway.client.fetch_record import RecordedFile, Selection, read_record, write_record
+from gateway.client.fetch_record import RecordedFile, read_record, write_record
 from gateway.client.gateway_api import GatewayClient, network_error, public_url
 from gateway.client.grant_session import GrantedFile, GrantSession
 from gateway.client.hf_cache import Layout, PlainLayout
@@ -141,10 +141,11 @@ def _fetch(
     layout = (options.layout or (lambda _m, _r: PlainLayout(out_dir)))(
         listing.model, listing.revision
     )
-    selection = _selection(listing.model, listing.revision, options)
+    record = layout.record(listing.model, listing.revision)
+    recorded = {f.path: f for f in read_record(record, listing.model, listing.revision) or []}
     verified: dict[Path, str] = {}  # target -> SHA-256 hashed on disk during this run
     kept = _before_grant(
-        listing, selection, layout, out_dir=out_dir, options=options, verified=verified
+        listing, recorded, layout, out_dir=out_dir, options=options, verified=verified
     )
     if kept is not None:
         if progress is not None:
@@ -160,11 +161,8 @@ def _fetch(
     plan = _plan(session.files, layout, force=options.force, verified=verified)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Kept before the download, so an interrupted fetch is judged by hash next time.
-    write_record(
-        layout.record(listing.model, listing.revision),
-        selection,
-        [RecordedFile(f.path, f.size, f.sha256) for f in session.files],
-    )
+    recorded.update({f.path: RecordedFile(f.path, f.size, f.sha256) for f in session.files})
+    write_record(record, listing.model, listing.revision, sorted(recorded.values(), key=_path))
     jobs: list[_Job] = []
     try:
         jobs.extend(_prepare(file, target, options.part_chunks) for file, target in plan.download)
@@ -189,13 +187,13 @@ def _fetch(
                 os.close(job.fd)
 
 
-def _selection(model: str, revision: str, options: FetchOptions) -> Selection:
-    return Selection(model, revision, options.include, options.exclude)
+def _path(file: RecordedFile) -> str:
+    return file.path
 
 
 def _before_grant(
     listing: Listing,
-    selection: Selection,
+    recorded: dict[str, RecordedFile],
     layout: Layout,
     *,
     out_dir: Path,
@@ -211,10 +209,6 @@ def _before_grant(
     again once the grant names the hashes, and the hashes computed here are
     not redone.
     """
-    recorded = {
-        f.path: f
-        for f in read_record(layout.record(listing.model, listing.revision), selection) or []
-    }
     complete: list[RecordedFile] = []
     found_differing: list[Path] = []
     counted: set[Path] = set()

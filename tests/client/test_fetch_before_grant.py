@@ -271,3 +271,34 @@ def test_grant_naming_other_files_than_the_listing_is_an_integrity_failure(
         fetch(client, MODEL, None, out)
     assert _downloaded(catalog_ready) == [], "nothing downloaded on a grant nobody checked"
     assert not any(out.rglob("*.safetensors*"))
+
+
+@pytest.mark.usefixtures("gateway_url")
+@pytest.mark.parametrize("hf", [False, True], ids=["plain", "hf-cache"])
+def test_wider_fetch_needs_room_only_for_what_is_missing(
+    catalog_ready: Services, tmp_path: Path, hf: bool
+) -> None:
+    out = tmp_path / "out"
+    with _client(catalog_ready) as client:
+        [shard] = fetch(client, MODEL, None, out, _options(hf, out, include=(SHARD,)))
+    room = _model_bytes(catalog_ready) - shard.size
+    with _client(catalog_ready) as client:
+        files = fetch(client, MODEL, None, out, _options(hf, out, disk_free=lambda _path: room))
+    assert {f.path.name: f.reused for f in files}[SHARD] is True
+
+
+@pytest.mark.usefixtures("gateway_url")
+@pytest.mark.parametrize("hf", [False, True], ids=["plain", "hf-cache"])
+def test_narrower_rerun_of_a_complete_fetch_asks_for_no_grant(
+    catalog_ready: Services, tmp_path: Path, hf: bool
+) -> None:
+    out = tmp_path / "out"
+    with _client(catalog_ready) as client:
+        fetch(client, MODEL, None, out, _options(hf, out))
+    with _client(catalog_ready) as client:
+        [shard] = fetch(client, MODEL, None, out, _options(hf, out, include=(SHARD,)))
+    assert shard.reused
+    with _client(catalog_ready) as client:
+        again = fetch(client, MODEL, REVISION, out, _options(hf, out))
+    assert all(f.reused for f in again)
+    assert _grant_rows(catalog_ready) == 1, "a revision's hashes hold whatever globs recorded them"
