@@ -100,7 +100,7 @@ def differing(targets: list[Path]) -> Conflict:
     """Files that exist and differ, found before the grant or after: kept without ``--force``."""
     named = ", ".join(str(p) for p in targets[:3]) + (", ..." if len(targets) > 3 else "")
     return Conflict(
-        f"{len(targets)} file(s) already exist and differ from the granted ones "
+        f"{len(targets)} file(s) already exist and differ from the published ones "
         f"({named}); nothing was downloaded: --force replaces them"
     )
 
