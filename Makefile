@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+INFRA_TOOLS := $(VENV)/infra-tools/.installed
 
 .PHONY: demo test lint security bench
 
@@ -29,7 +30,11 @@ security: $(STAMP)
 	$(BIN)/bandit -q -r gateway -c pyproject.toml
 	$(BIN)/python .ci/pip_audit.py
 
-test: lint security
+# checkov, docker compose and terraform for tests/infra, beside the venv (tests/infra/tools.py says why).
+$(INFRA_TOOLS): tests/infra/tools.py | $(STAMP)
+	$(BIN)/python -m tests.infra.tools $(VENV)/infra-tools
+
+test: lint security $(INFRA_TOOLS)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
