@@ -1,17 +1,23 @@
-"""``python -m benchmarks [decrypt|grants|audit|fetch|all] [--size-mib N]``: same-run ratios."""
+"""``python -m benchmarks [decrypt|grants|keyrelease|audit|fetch|all]``: same-run ratios.
+
+``--size-mib N`` sets the model size for the fetch benchmarks.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import audit_log, decryption, fetching, grants
+from benchmarks import audit_log, decryption, fetching, grants, key_release
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
-        "which", nargs="?", default="all", choices=["decrypt", "grants", "audit", "fetch", "all"]
+        "which",
+        nargs="?",
+        default="all",
+        choices=["decrypt", "grants", "keyrelease", "audit", "fetch", "all"],
     )
     parser.add_argument(
         "--size-mib", type=int, default=1024, help="model size for fetch benchmarks"
@@ -22,6 +28,8 @@ def main() -> int:
         results += decryption.run()
     if args.which in ("grants", "all"):
         results += grants.run()
+    if args.which in ("keyrelease", "all"):
+        results += key_release.run()
     if args.which in ("audit", "all"):
         results += audit_log.run()
     if args.which in ("fetch", "all"):

@@ -136,7 +136,7 @@ def _append_rate(services: Services, threads: int = 64, seconds: float = 3.0) ->
     def writer() -> None:
         while time.monotonic() < stop:
             services.audit.append(
-                [build_event("bench.append", time=services.clock.now(), context=context)]
+                [build_event("quota.set", time=services.clock.now(), context=context, quota={})]
             )
             with lock:
                 done[0] += 1

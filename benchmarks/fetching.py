@@ -125,7 +125,7 @@ def run(size: int) -> list[Result]:
             storage="s3://bench/weights",
             s3_endpoint_url=s3_url,
         )
-        init_keys(settings.keys_dir)
+        init_keys(settings.keys_dir, dev_issuer=True)
         services = build_services(settings)
         context = RequestContext(request_id=uuid.uuid4().hex, client_address="bench")
         services.catalog.add_org("bench", name="Bench", hq="DE", parent_hq=None, context=context)

@@ -144,7 +144,7 @@ class Bench:
 def _prepare(root: Path) -> Bench:
     port = free_port()
     settings = Settings(home=root / "home", keys_dir=root / "keys", url=f"http://127.0.0.1:{port}")
-    init_keys(settings.keys_dir)
+    init_keys(settings.keys_dir, dev_issuer=True)
     services = build_services(settings)
     context = RequestContext(request_id=uuid.uuid4().hex, client_address="bench")
     services.catalog.add_org("bench", name="Bench", hq="DE", parent_hq=None, context=context)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,7 +26,7 @@ from gateway.context.geoip import GeoIp, MaxMindGeoIp, NoGeoIp
 from gateway.context.policy_source import PolicySource
 from gateway.crypto.keyring import GatewayKeys
 from gateway.crypto.keystore import LocalKeystore
-from gateway.errors import InvalidInput, Unavailable
+from gateway.errors import InvalidInput, NotFound, Unavailable
 from gateway.exemptions import ExemptionService
 from gateway.identity import dev_issuer
 from gateway.identity.issuers import load_issuers_file
@@ -70,10 +70,11 @@ class Services:
     notifier: WebhookNotifier | None
     grants: GrantService
     verifier: TokenVerifier
+    dev_issuer: dev_issuer.Trust
 
     @property
-    def trusts_dev_issuer(self) -> bool:
-        return (self.settings.keys_dir / dev_issuer.JWKS_FILE).exists()
+    def dev_issuer_trusted(self) -> bool:
+        return self.dev_issuer is dev_issuer.Trust.TRUSTED
 
     def check_ready(self) -> dict[str, str]:
         """Each dependency's state; raises Unavailable if any is down."""
@@ -162,12 +163,69 @@ def build_storage(settings: Settings, url_key: bytes, *, clock: Clock) -> BlobSt
     )
 
 
+# Alembic's own table: present once a schema has been created, whatever its revision.
+_SCHEMA_MARKER = "alembic_version"
+
+
+def require_state(settings: Settings) -> None:
+    """Refuse a home (or database) without the gateway's state, naming where it looked.
+
+    Only ``keys init`` and ``serve`` create state (``create_state``). Any other
+    command given a mistyped WEIGHTGATE_HOME would otherwise create an empty
+    gateway that no running one reads, and report on it as if it were the real one.
+    """
+    url = make_url(settings.resolved_database_url())
+    variable, where = state_location(settings)
+    # SQLite creates a missing database file on connect: look before connecting.
+    sqlite_missing = url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
+    if sqlite_missing or not _has_schema(settings.resolved_database_url()):
+        raise NotFound(
+            f"no gateway state in {where} ({variable}); create it with `weightgate keys init` "
+            f"(or a first `weightgate serve`), or point {variable} at the gateway's state"
+        )
+
+
+def state_location(settings: Settings) -> tuple[str, str]:
+    """The setting that says where the state is, and that place as a user should read it."""
+    if settings.database_url is None:
+        return "WEIGHTGATE_HOME", str(settings.home.resolve())
+    shown = make_url(settings.database_url).render_as_string(hide_password=True)
+    return "WEIGHTGATE_DATABASE_URL", f"the database {shown}"
+
+
+def create_state(settings: Settings) -> bool:
+    """Create the state if it is missing (``keys init``, a first ``serve``); True if this did."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        existed = inspect(engine).has_table(_SCHEMA_MARKER)
+        migrate(engine, checkpoint_dir=settings.home / "checkpoints")
+    except SQLAlchemyError as exc:
+        raise Unavailable("the database is unreachable") from exc
+    finally:
+        engine.dispose()
+    return not existed
+
+
+def _has_schema(url: str) -> bool:
+    engine = make_engine(url)
+    try:
+        return inspect(engine).has_table(_SCHEMA_MARKER)
+    except SQLAlchemyError as exc:
+        raise Unavailable("the database is unreachable") from exc
+    finally:
+        engine.dispose()
+
+
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """Every service, over state that is created (or migrated) if need be: see ``require_state``."""
     clock = clock or SystemClock()
     keys_dir = settings.keys_dir
-    if not keys_dir.is_dir():
-        raise Unavailable(f"no keys in {keys_dir}; run `weightgate keys init`")
     keys = GatewayKeys.load(keys_dir)
+    # An issuers file configures real issuers even if it lists none: fail closed.
+    dev_trust = dev_issuer.trust(
+        keys_dir, setting=settings.dev_issuer, issuers_configured=settings.issuers_file is not None
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url())
     try:
@@ -261,9 +319,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         grant_ttl=timedelta(seconds=ttl),
     )
     issuers = load_issuers_file(settings.issuers_file, clock) if settings.issuers_file else []
-    dev = dev_issuer.trusted(keys_dir)
-    if dev is not None:
-        issuers.append(dev)
+    if dev_trust is dev_issuer.Trust.TRUSTED:
+        issuers.append(dev_issuer.issuer(keys_dir))
     verifier = TokenVerifier(
         issuers,
         clock,
@@ -295,4 +352,5 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         notifier=notifier,
         grants=grants,
         verifier=verifier,
+        dev_issuer=dev_trust,
     )

@@ -9,22 +9,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+# The leaves canonical JSON allows; checked by exact type first because a grant
+# binds several of these per file, and the common case should cost a lookup.
+_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
+
 
 def _reject_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise TypeError("floats are not allowed in canonical JSON")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind in _PLAIN_LEAVES:
+            continue
+        if isinstance(item, float):
+            raise TypeError("floats are not allowed in canonical JSON")
+        if isinstance(item, dict):
+            if not all(type(key) is str for key in item):
                 raise TypeError("canonical JSON keys must be strings")
-            _reject_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _reject_floats(item)
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
 
 
 def canonical_json(value: Any) -> bytes:
     _reject_floats(value)
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _ENCODER.encode(value).encode()

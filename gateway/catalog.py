@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from cryptography.cobblestone import Cobblestone256Encryptor
+from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,7 +23,7 @@ from gateway.audit.log import AuditLog
 from gateway.clock import Clock
 from gateway.crypto.fileformat import ALGORITHM, KEY_SIZE, EncryptingReader, file_context
 from gateway.crypto.keystore import Keystore
-from gateway.errors import Conflict, InvalidInput, NotFound, Unavailable
+from gateway.errors import Conflict, InvalidInput, NotFound, Unavailable, WeightgateError
 from gateway.names import (
     check_display_name,
     check_file_path,
@@ -38,6 +40,9 @@ from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
+# Names a "did you mean" for an unknown model is chosen from: a bounded scan.
+_SUGGEST_FROM = 10_000
 
 
 @dataclass(frozen=True)
@@ -206,8 +211,17 @@ class Catalog:
     def model(self, model_id: str) -> ModelView:
         view = self._find_model(model_id)
         if view is None:
-            raise NotFound(f"no model {model_id!r}")
+            near = self._nearest_models(model_id)
+            hint = f"; did you mean {' or '.join(near)}?" if near else ""
+            raise NotFound(f"no model {model_id!r}{hint}")
         return view
+
+    def _nearest_models(self, model_id: str) -> list[str]:
+        """Up to three catalog names close to a mistyped one; the catalog is no secret
+        from anyone who may ask for a model (``GET /v1/models``)."""
+        ids = self._read(lambda s: list(s.scalars(select(Model.id).limit(_SUGGEST_FROM))))
+        close = process.extract(model_id, ids, scorer=fuzz.ratio, limit=3, score_cutoff=70)
+        return [name for name, _score, _index in close]
 
     def _find_model(self, model_id: str) -> ModelView | None:
         def load() -> ModelView | None:
@@ -245,12 +259,19 @@ class Catalog:
         context: RequestContext,
         weights_published: bool = False,
         below_frontier_reason: str | None = None,
+        on_start: Callable[[int], None] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[ModelFile]:
         """Encrypt, store and register one revision of a model.
 
         The classification is checked against the facts first (see
         ``policy.classification``). A later revision may make a model
-        stricter (EAR99 to 4E091), never looser.
+        stricter (EAR99 to 4E091), never looser. ``on_start`` is told the
+        plaintext bytes to encrypt, ``progress`` each amount encrypted.
+
+        A publish that fails or is interrupted before its revision is
+        registered deletes what it had uploaded; whatever it could not delete
+        is left for ``weightgate gc`` (see ``discard_uploads``).
         """
         check_model_id(model_id)
         check_revision(revision)
@@ -267,7 +288,28 @@ class Catalog:
             raise Conflict(f"{model_id}@{revision} is already published")
         if existing is not None and existing.eccn is Eccn.AI_MODEL_WEIGHTS and eccn is Eccn.EAR99:
             raise Conflict(f"{model_id} is classified 4E091; a revision cannot make it EAR99")
-        rows = [self._encrypt_and_store(src, rel, model_id, revision) for src, rel in sources]
+        if on_start is not None:
+            on_start(sum(source.stat().st_size for source, _ in sources))
+        uploaded: list[str] = []  # file versions whose upload began, finished or not
+        try:
+            rows = []
+            for source, path in sources:
+                uploaded.append(uuid.uuid4().hex)
+                rows.append(
+                    self._encrypt_and_store(
+                        source,
+                        path,
+                        model_id,
+                        revision,
+                        file_version=uploaded[-1],
+                        progress=progress,
+                    )
+                )
+        except BaseException:
+            # Nothing refers to these objects yet: the revision is registered
+            # only below, so deleting them cannot break a record.
+            self.discard_uploads(uploaded, registered_check=False)
+            raise
         now = self._clock.now()
         ops = None if training_ops is None else str(training_ops)
 
@@ -298,19 +340,67 @@ class Catalog:
                 for r in rows
             ],
         )
-        self._audit.append([event], register)
+        try:
+            self._audit.append([event], register)
+        except Exception:
+            # A failed append commits nothing, but a commit whose answer was
+            # lost would: the database, not the error, says which happened.
+            self.discard_uploads(uploaded, registered_check=True)
+            raise
+        # An interrupt while the append is queued is not cleaned up here: the
+        # audit writer may still commit it. ``weightgate gc`` finds the objects
+        # later if it did not, and leaves them if it did.
         self._clear_recent()
         return rows
 
+    def discard_uploads(self, file_versions: list[str], *, registered_check: bool) -> None:
+        """Best effort: delete every stored version of these uploads; never raises.
+
+        With ``registered_check``, nothing is deleted unless the database
+        answers that no file row names any of them. What is left behind is
+        unreferenced ciphertext that ``weightgate gc`` lists and deletes.
+        """
+        if not file_versions:
+            return
+        try:
+            if registered_check and self._read(
+                lambda s: s.scalar(
+                    select(ModelFile.file_version)
+                    .where(ModelFile.file_version.in_(file_versions))
+                    .limit(1)
+                )
+            ):
+                return
+            for file_version in file_versions:
+                key = f"objects/{file_version}"
+                for blob in list(self._blobs.list_blobs(key)):
+                    if blob.key == key:
+                        self._blobs.delete(blob)
+        except WeightgateError as exc:
+            _log.warning(
+                "could not delete the objects of an unfinished publish (%s); "
+                "`weightgate gc` lists and deletes them",
+                exc.message,
+            )
+
     def _encrypt_and_store(
-        self, source: Path, path: str, model_id: str, revision: str
+        self,
+        source: Path,
+        path: str,
+        model_id: str,
+        revision: str,
+        *,
+        file_version: str,
+        progress: Callable[[int], None] | None,
     ) -> ModelFile:
-        file_version = uuid.uuid4().hex
         data_key = _new_data_key()
         context = file_context(
             model=model_id, revision=revision, path=path, file_version=file_version
         )
-        with source.open("rb") as plain:
+        with source.open("rb") as opened:
+            plain: BinaryIO = (
+                opened if progress is None else io.BufferedReader(_Counted(opened, progress))
+            )
             sealed = EncryptingReader(data_key, context, plain)
             stored = self._blobs.put(f"objects/{file_version}", io.BufferedReader(sealed, 1 << 20))
             encrypted = sealed.result()
@@ -388,6 +478,24 @@ def _new_data_key() -> bytes:
     if len(key) != KEY_SIZE:
         raise Unavailable("the encryption library returned a data key of the wrong size")
     return key
+
+
+class _Counted(io.RawIOBase):
+    """A plaintext file that reports each amount read: publish's progress."""
+
+    def __init__(self, source: io.BufferedReader, progress: Callable[[int], None]) -> None:
+        super().__init__()
+        self._source = source
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._source.readinto(buffer)
+        if count:
+            self._progress(count)
+        return count or 0
 
 
 def _model_files(directory: Path) -> Iterator[tuple[Path, str]]:

@@ -9,6 +9,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.policy.pack import DEFAULT_PACK
 
+# Where ``serve`` listens by default, and so where a client looks without WEIGHTGATE_URL.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+
 
 class Settings(BaseSettings):
     """The gateway's configuration; see the README for each variable."""
@@ -20,7 +25,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage: str | None = None
     s3_endpoint_url: str | None = None
-    url: str = "http://127.0.0.1:8080"
+    # Unset, ``serve`` issues URLs for the address it binds (see ``public_url``).
+    url: str = DEFAULT_URL
     policy: str = DEFAULT_PACK
     policy_dir: Path | None = None
     geoip_db: Path | None = None
@@ -28,6 +34,9 @@ class Settings(BaseSettings):
     screening_threshold: int = Field(default=90, ge=50, le=100)
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     issuers_file: Path | None = None
+    # "allow" trusts the development issuer beside issuers_file; checked in ``dev_issuer.trust``
+    # (a plain string, so that a misspelling is a one-line error, not a validation dump).
+    dev_issuer: str = "auto"
     audit_origin: str = "weightgate.local/audit"
     exemption_approvals: int = Field(default=1, ge=1)  # approvals needed besides the proposer
     exemption_pending_days: int = Field(default=7, ge=1)
@@ -56,6 +65,6 @@ class ClientSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="WEIGHTGATE_", extra="ignore")
 
-    url: str = "http://127.0.0.1:8080"
+    url: str = DEFAULT_URL
     token: str | None = None
     dpop_key: Path | None = None  # PEM (Ed25519 or P-256) the token is bound to, if DPoP

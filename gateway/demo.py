@@ -102,14 +102,23 @@ def run_demo(console: Console) -> int:
     with tempfile.TemporaryDirectory(prefix="weightgate-demo-") as scratch:
         root = Path(scratch)
         port = free_port()
+        # Only the temporary directory and the development issuer, whatever the
+        # environment configures: the demo never touches a real gateway's state.
         settings = Settings(
-            home=root / "home", keys_dir=root / "keys", url=f"http://127.0.0.1:{port}"
+            home=root / "home",
+            keys_dir=root / "keys",
+            url=f"http://127.0.0.1:{port}",
+            database_url=None,
+            storage=None,
+            checkpoint_anchor=None,
+            issuers_file=None,
+            dev_issuer="auto",
         )
         console.print(
             Panel.fit("weightgate demo: one encrypted, audited download, two denials", style="bold")
         )
         console.rule("Operator: keys, organisations, model")
-        for item in init_keys(settings.keys_dir):
+        for item in init_keys(settings.keys_dir, dev_issuer=True):
             console.print(f"  created {item}")
         services = build_services(settings)
         ops = RequestContext(request_id=uuid.uuid4().hex, client_address="demo")

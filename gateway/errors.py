@@ -33,6 +33,12 @@ class Unauthenticated(WeightgateError):
     code = "unauthenticated"
 
 
+class TokenExpired(Unauthenticated):
+    """A token that was good and is now past its expiry: mint or fetch a new one."""
+
+    code = "token_expired"
+
+
 class Forbidden(WeightgateError):
     """Authenticated, but a role or the policy says no."""
 

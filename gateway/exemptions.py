@@ -206,17 +206,17 @@ class ExemptionService:
             time=self._clock.now(),
             context=context,
             principal=admin,
-            exemption={
-                "id": row.id,
-                "org": row.org_id,
-                "kind": row.kind,
-                "reference": row.reference,
-                "countries": json.loads(row.countries),
-                "models": None if row.models is None else json.loads(row.models),
-                "until": row.valid_until.isoformat(),
-            },
+            exemption=_recorded(row),
         )
-        self._audit.append([entry], change)
+
+        def change_then_record(session: Session, indices: list[int]) -> dict[str, Any]:
+            # The entry records the exemption as this change left it (status,
+            # approvals), read under the transaction's lock, not as it was before.
+            change(session, indices)
+            after = session.get(Exemption, row.id)
+            return {"exemption": _recorded(after if after is not None else row)}
+
+        self._audit.append([entry], change_then_record)
         self._active.clear()
 
     def _row(self, exemption_id: str) -> Exemption:
@@ -297,6 +297,25 @@ class ExemptionService:
             "decided_by": row.decided_by,
             "decision_reason": row.decision_reason,
         }
+
+
+def _recorded(row: Exemption) -> dict[str, Any]:
+    """An exemption as its audit entries record it."""
+    return {
+        "id": row.id,
+        "org": row.org_id,
+        "kind": row.kind,
+        "reference": row.reference,
+        "countries": json.loads(row.countries),
+        "models": None if row.models is None else json.loads(row.models),
+        "valid_from": row.valid_from.isoformat(),
+        "until": row.valid_until.isoformat(),
+        "proposed_by": row.proposed_by,
+        "approvals": json.loads(row.approvals),
+        "status": row.status,
+        "decided_by": row.decided_by,
+        "decision_reason": row.decision_reason,
+    }
 
 
 def _locked(session: Session, exemption_id: str) -> Exemption:

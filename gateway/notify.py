@@ -1,4 +1,4 @@
-"""Webhook notifications: exemption and denial events, signed, retried, never in the way.
+"""Webhook notifications: exemption, denial and quota events, signed, retried, never in the way.
 
 A receiver checks ``Weightgate-Signature: v1=<hex>``, an HMAC-SHA256 under the
 shared secret over ``<timestamp>.<body>``, refuses a timestamp more than a few
@@ -22,19 +22,12 @@ from typing import Any
 
 import httpx
 
+from gateway.audit.events import EVENTS
 from gateway.clock import Clock
 
 _log = logging.getLogger(__name__)
-NOTIFIED = frozenset(
-    {
-        "grant.deny",
-        "grant.quota",
-        "exemption.propose",
-        "exemption.approve",
-        "exemption.reject",
-        "exemption.revoke",
-    }
-)
+# The event types the registry marks for notification (decisions admins should see at once).
+NOTIFIED = frozenset(name for name, kind in EVENTS.items() if kind.notify)
 MAX_QUEUED = 10_000
 
 

@@ -9,12 +9,11 @@ in one durable transaction; and only then do wrapped keys and URLs leave.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote
@@ -29,15 +28,8 @@ from gateway.catalog import Catalog, key_context
 from gateway.clock import Clock, as_utc
 from gateway.context.geoip import GeoIp
 from gateway.context.policy_source import PolicySource
-from gateway.crypto.keyrelease import (
-    SUITE_NAMES,
-    X25519,
-    RecipientKey,
-    grant_info,
-    kem_of,
-    parse_recipient_key,
-    seal_key,
-)
+from gateway.crypto.envelope import GrantBinding, GrantSealer, choose_envelope
+from gateway.crypto.keyrelease import SUITE_NAMES, X25519, kem_of, parse_recipient_key
 from gateway.crypto.keystore import Keystore
 from gateway.errors import (
     Forbidden,
@@ -71,6 +63,7 @@ class GrantRequest:
     recipient_kem: str = X25519
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    envelopes: tuple[str, ...] = ()  # as the client announced them; none: v1
 
 
 @dataclass(frozen=True)
@@ -125,6 +118,7 @@ class GrantService:
         first_try: bool = True,
     ) -> IssuedGrant:
         recipient = parse_recipient_key(request.recipient_key, request.recipient_kem)
+        envelope = choose_envelope(request.envelopes)
         model = self._catalog.model(check_model_id(request.model))
         if not model.revisions:
             raise NotFound(f"{model.id} has no published revision")
@@ -185,7 +179,12 @@ class GrantService:
         # Keys are unwrapped and sealed before the audit append so a keystore
         # failure leaves no "allowed" entry behind, yet nothing leaves until
         # the entry is durable.
-        listed = [self._file_entry(principal, grant_id, f, recipient, expires_at) for f in files]
+        sealer = GrantSealer(
+            envelope,
+            recipient,
+            GrantBinding(grant_id, principal.subject, model.id, revision, expires_at),
+        )
+        listed = [self._file_entry(grant_id, f, sealer) for f in files]
         paths = [f.path for f in files]
 
         grant_row = {
@@ -257,6 +256,12 @@ class GrantService:
                 "expires_at": expires_at.isoformat(),
                 "audit_index": index,
                 "key_wrapping": SUITE_NAMES[kem_of(recipient)],
+                "envelope": sealer.version,
+                "grant_key": (
+                    None
+                    if sealer.sealed_grant_key is None
+                    else base64.b64encode(sealer.sealed_grant_key).decode()
+                ),
                 "decision": decision.to_dict(),
                 "files": listed,
             }
@@ -281,27 +286,13 @@ class GrantService:
             raise NotFound(f"no file of {model_id}@{revision} matches the include/exclude patterns")
         return files
 
-    def _file_entry(
-        self,
-        principal: Principal,
-        grant_id: str,
-        row: ModelFile,
-        recipient: RecipientKey,
-        expires_at: datetime,
-    ) -> dict[str, Any]:
+    def _file_entry(self, grant_id: str, row: ModelFile, sealer: GrantSealer) -> dict[str, Any]:
         data_key = self._keystore.unwrap(
             row.kek_id,
             row.wrapped_key,
             key_context(row.model_id, row.revision, row.path, row.file_version),
         )
-        info = grant_info(
-            grant_id=grant_id,
-            subject=principal.subject,
-            model=row.model_id,
-            revision=row.revision,
-            path=row.path,
-            expires_at=expires_at,
-        )
+        wrapped = sealer.seal_file_key(data_key, row.path, row.file_version)
         return {
             "path": row.path,
             "size": row.plaintext_size,
@@ -310,14 +301,14 @@ class GrantService:
             "algorithm": row.algorithm,
             "file_version": row.file_version,
             "header": base64.b64encode(row.header).decode(),
-            "wrapped_key": base64.b64encode(seal_key(data_key, recipient, info)).decode(),
+            "wrapped_key": base64.b64encode(wrapped).decode(),
             "url": f"{self._public_url}/v1/grants/{grant_id}/files/{quote(row.path)}"
             f"?cap={self._capability(grant_id, row.path)}",
         }
 
     def _capability(self, grant_id: str, path: str) -> str:
         message = f"grant-file\x00{grant_id}\x00{path}".encode()
-        return hmac.new(self._url_key, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self._url_key, message, "sha256").hex()
 
     def _load_grant(self, grant_id: str) -> Grant:
         grant: Grant | None = read(self._sessions, lambda s: s.get(Grant, grant_id))

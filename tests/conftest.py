@@ -65,7 +65,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings, clock: FixedClock) -> Iterator[Services]:
-    init_keys(settings.keys_dir)
+    init_keys(settings.keys_dir, dev_issuer=True)
     built = build_services(settings, clock)
     yield built
     built.close()
@@ -75,7 +75,7 @@ def services(settings: Settings, clock: FixedClock) -> Iterator[Services]:
 def pg_services(settings: Settings, clock: FixedClock, postgres_url: str) -> Iterator[Services]:
     """The same gateway on a fresh PostgreSQL database instead of SQLite."""
     configured = settings.model_copy(update={"database_url": postgres_url})
-    init_keys(configured.keys_dir)
+    init_keys(configured.keys_dir, dev_issuer=True)
     services = build_services(configured, clock)
     yield services
     services.close()

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import access_log, problems
+from gateway.api import access_log, docs, problems
 from gateway.api.deps import authenticate_scope
 from gateway.api.middleware import AuthenticateBeforeBody, BodyLimitMiddleware, RequestIdMiddleware
 from gateway.api.routes import router
@@ -61,12 +61,15 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
         version="0.1.0",
         openapi_tags=_TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served by ``docs`` from packaged assets, not a CDN
+        redoc_url=None,
     )
     # The document FastAPI builds, plus the problem type, the bearer scheme and
     # the problems that follow from each route's shape (see ``problems``).
     app.openapi = lambda: problems.openapi_document(app)  # type: ignore[method-assign]
     app.state.services = services
     problems.install(app)
+    docs.install(app)
 
     # Outermost last: every answer, a 413 included, carries a request id; no
     # body is read before its sender is authenticated, nor beyond the cap.

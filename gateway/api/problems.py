@@ -146,7 +146,8 @@ def install(app: FastAPI) -> None:
 # (``responses(403, 404)``); the ones that follow from a route's shape are added
 # here from the route itself, so they cannot be forgotten: 401 and the bearer
 # requirement where the caller is authenticated, 413 where there is a body,
-# and 422 (as problem+json, not FastAPI's default) where there is any input.
+# 422 (as problem+json, not FastAPI's default) where there is any input, and
+# 500 everywhere: the one answer a defect gets, still a problem+json body.
 
 _PROBLEM_REF = "#/components/schemas/Problem"
 _RETRY_AFTER = {
@@ -163,6 +164,7 @@ _MEANING = {
     422: "The body or a parameter is malformed (``errors``), or the input is invalid.",
     429: "A quota is used up; ``Retry-After`` says for how long.",
     503: "A dependency (database, audit log, storage, keystore) is down; nothing was granted.",
+    500: "An unexpected error (a defect, never bad input); nothing was granted.",
 }
 BEARER = "bearer"
 SECURITY_SCHEMES = {
@@ -234,6 +236,7 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                 answers.setdefault("413", problem_response(413))
             if "422" in answers and PROBLEM_MEDIA_TYPE not in answers["422"].get("content", {}):
                 answers["422"] = problem_response(422)
+            answers.setdefault("500", problem_response(500))
     return document
 
 

@@ -57,6 +57,9 @@ class GrantBody(BaseModel):
     recipient_key: str = Field(min_length=1, max_length=4096)
     # "x25519" (default) or "mlkem768-x25519", the post-quantum hybrid.
     recipient_kem: Literal["x25519", "mlkem768-x25519"] = "x25519"
+    # The key-release envelope versions the client can open, in its order of
+    # preference; the gateway uses the first. Absent: "v1", as before v2 existed.
+    envelopes: list[Literal["v2", "v1"]] | None = Field(default=None, min_length=1, max_length=2)
 
 
 class ExplainBody(BaseModel):
@@ -239,7 +242,10 @@ class GrantFile(_Response):
     algorithm: str
     file_version: str
     header: Base64
-    wrapped_key: Base64 = Field(description="the file key, sealed to the recipient key")
+    wrapped_key: Base64 = Field(
+        description="the file key: v1, HPKE-sealed to the recipient key; "
+        "v2, AES-256-GCM-wrapped under the grant key"
+    )
     url: str = Field(
         json_schema_extra={"format": "uri"},
         description="a capability URL: no token needed; 307 to storage while the grant holds",
@@ -257,6 +263,10 @@ class GrantView(_Response):
     expires_at: Timestamp
     audit_index: int = Field(ge=0, description="the audit entry that records the grant")
     key_wrapping: str
+    envelope: Literal["v1", "v2"] = Field(description="how the file keys are carried (FORMAT.md)")
+    grant_key: Base64 | None = Field(
+        description="v2: the grant key, HPKE-sealed to the recipient key; v1: null"
+    )
     decision: Decision
     files: list[GrantFile]
 

@@ -6,8 +6,11 @@ one database, one audit log, one publisher elected among them.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import json
 import socket
+from urllib.parse import urlsplit
 
 import h11
 import uvicorn
@@ -16,7 +19,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
 from gateway.api import access_log
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, Unavailable
 
 
 def run_single(app: FastAPI, sock: socket.socket) -> None:
@@ -86,10 +89,13 @@ class ProblemH11Protocol(H11Protocol):
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket whose accepted connections get TCP_NODELAY.
+    """A bound, listening TCP socket whose accepted connections get TCP_NODELAY.
 
-    Bound before anything else happens, so a port in use fails ``serve`` before
-    it touches any state.
+    Bound and listening before anything else happens, so a port in use fails
+    ``serve`` before it touches any state. Listening at once matters: two
+    sockets with SO_REUSEADDR may both bind one port, and only the first to
+    listen keeps it; a ``serve`` that bound but listened only once uvicorn
+    started could lose the port after recording the pack it enforces.
 
     asyncio turns Nagle's algorithm off only on connections accepted from a
     socket created with ``IPPROTO_TCP``; uvicorn's own multi-worker socket is
@@ -101,8 +107,45 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
-        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        # A port another process holds is unavailable, not a malformed address.
+        refusal = Unavailable if exc.errno == errno.EADDRINUSE else InvalidInput
+        raise refusal(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
+
+
+# uvicorn's default; it listens again on the socket with its own, which is harmless.
+BACKLOG = 2048
+
+
+def bound_url(sock: socket.socket) -> str:
+    """The base URL of the address ``sock`` is bound to: what the gateway serves, by default."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def listens_everywhere(sock: socket.socket) -> bool:
+    return ipaddress.ip_address(sock.getsockname()[0]).is_unspecified
+
+
+def url_names(url: str, sock: socket.socket) -> bool:
+    """Whether ``url`` names the address ``sock`` is bound to (any host, if bound to all)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    bound = ipaddress.ip_address(sock.getsockname()[0])
+    if port != sock.getsockname()[1]:
+        return False
+    if bound.is_unspecified:
+        return True
+    if parts.hostname == "localhost":
+        return bound.is_loopback
+    try:
+        return ipaddress.ip_address(parts.hostname or "") == bound
+    except ValueError:
+        return False  # a name: it may well resolve here, but that is for the operator to say

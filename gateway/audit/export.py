@@ -10,22 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.audit.events import API_ACTIVITY, EVENTS, Ocsf
 from gateway.audit.log import StoredEntry
 
 OCSF_VERSION = "1.3.0"
-# event -> (class_uid, category_uid, activity_id, class name)
-_CLASSES: dict[str, tuple[int, int, int, str]] = {
-    "grant.allow": (6004, 6, 1, "Web Resource Access Activity"),
-    "grant.deny": (6004, 6, 2, "Web Resource Access Activity"),
-    "grant.revoke": (6004, 6, 3, "Web Resource Access Activity"),
-    "download.redirect": (6006, 6, 2, "File Hosting Activity"),
-    "auth.reject": (3002, 3, 1, "Authentication"),
-    "org.add": (6003, 6, 1, "API Activity"),
-    "model.publish": (6003, 6, 1, "API Activity"),
-    "policy.load": (6003, 6, 3, "API Activity"),
-}
-_OTHER = (6003, 6, 99, "API Activity")
-_FAILURES = frozenset({"grant.deny", "auth.reject"})
+_UNREGISTERED = Ocsf(API_ACTIVITY, 99, "Other", failure=True)
 CSV_COLUMNS = (
     "index",
     "time",
@@ -48,20 +37,24 @@ CSV_COLUMNS = (
 def to_ocsf(stored: StoredEntry, *, product_version: str) -> dict[str, Any]:
     entry = stored.as_dict()
     event = str(entry.get("event"))
-    class_uid, category_uid, activity_id, class_name = _CLASSES.get(event, _OTHER)
-    failed = event in _FAILURES
+    # Every stored entry's type is registered (the log refuses others); an
+    # entry that is not is exported, flagged, rather than dropped from a SIEM.
+    registered = EVENTS.get(event)
+    ocsf = registered.ocsf if registered is not None else _UNREGISTERED
+    failed = ocsf.failure
     actor = entry.get("actor") or {}
     decision = entry.get("decision") or {}
     record: dict[str, Any] = {
-        "class_uid": class_uid,
-        "class_name": class_name,
-        "category_uid": category_uid,
-        "activity_id": activity_id,
-        "type_uid": class_uid * 100 + activity_id,
+        "class_uid": ocsf.cls.uid,
+        "class_name": ocsf.cls.name,
+        "category_uid": ocsf.cls.category_uid,
+        "activity_id": ocsf.activity_id,
+        "activity_name": ocsf.activity,
+        "type_uid": ocsf.cls.uid * 100 + ocsf.activity_id,
         "time": int(datetime.fromisoformat(entry["time"]).timestamp() * 1000),
         "severity_id": 3 if failed else 1,
         "status_id": 2 if failed else 1,
-        "status": "Failure" if failed else "Success",
+        "status": ocsf.status,
         "message": _message(event, entry),
         "metadata": {
             "version": OCSF_VERSION,
@@ -81,6 +74,8 @@ def to_ocsf(stored: StoredEntry, *, product_version: str) -> dict[str, Any]:
     }
     if decision:
         record["status_detail"] = " ".join(r["code"] for r in decision.get("reasons", []))
+    elif isinstance(quota := entry.get("quota"), dict) and "exceeded" in quota:
+        record["status_detail"] = f"{quota.get('scope')} quota: {quota['exceeded']}"
     if entry.get("model"):
         record["resources"] = [
             {"uid": entry["model"], "type": "model", "version": entry.get("revision")}

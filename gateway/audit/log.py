@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit import proofs
 from gateway.audit.checkpoint_store import CheckpointStore
 from gateway.audit.columns import as_utc
+from gateway.audit.events import check_event
 from gateway.audit.merkle import CompactRange
 from gateway.audit.proofs import NodeId
 from gateway.audit.sequencer import Change, Sequencer
@@ -90,11 +91,16 @@ class AuditLog:
 
         Any failure, a full queue, or a batch not started within the timeout
         (2 s) raises Unavailable: the caller then releases nothing, and the
-        entries never commit.
+        entries never commit. An event type not in ``events.EVENTS``, or one
+        carrying fields its type does not declare, raises UnknownEvent.
         """
-        indices = self._sequencer.submit(events, change, timeout=self._append_timeout)
+        for event in events:
+            check_event(event)  # an unregistered or misshapen event is a bug, never logged
+        indices, logged = self._sequencer.submit_for_entries(
+            events, change, timeout=self._append_timeout
+        )
         for subscriber in self._subscribers:
-            for event, index in zip(events, indices, strict=True):
+            for event, index in zip(logged, indices, strict=True):
                 subscriber({**event, "index": index, "origin": self.origin})
         return indices
 
@@ -148,8 +154,19 @@ class AuditLog:
         return nodes[(0, index)], proofs.inclusion_proof(nodes.__getitem__, index, size)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        if not 0 <= old_size <= new_size:
+        """The RFC 9162 proof that the tree of ``new_size`` extends that of ``old_size``.
+
+        From the empty tree there is nothing to prove (422, as the reference
+        logs answer); a size the log has not reached is NotFound, never read
+        as a stored node gone missing, which would look like tampering.
+        """
+        if old_size < 1:
+            raise InvalidInput("a consistency proof starts from a non-empty tree: from >= 1")
+        if old_size > new_size:
             raise InvalidInput(f"no consistency proof from size {old_size} to {new_size}")
+        size, _ = self.tree_state()
+        if new_size > size:
+            raise NotFound(f"the audit log has {size} entries; it has no tree of size {new_size}")
         nodes = self.read_nodes(proofs.consistency_nodes(old_size, new_size))
         return proofs.consistency_proof(nodes.__getitem__, old_size, new_size)
 
@@ -177,6 +194,18 @@ class AuditLog:
             )
         leaf, path = self.inclusion_proof(index, signed.size)
         return note, leaf, path
+
+    def entry(self, index: int) -> StoredEntry:
+        """Entry ``index`` exactly as stored and hashed; NotFound past the end."""
+        row = read(
+            self._sessions,
+            lambda s: s.execute(
+                select(AuditEntry.entry, AuditEntry.leaf_hash).where(AuditEntry.idx == index)
+            ).one_or_none(),
+        )
+        if row is None:
+            raise NotFound(f"the audit log has no entry {index}")
+        return StoredEntry(index, bytes(row.entry), bytes(row.leaf_hash))
 
     def entry_time(self, index: int) -> datetime | None:
         """When entry ``index`` was written, by its indexed column (for lag, not for trust)."""

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway import metrics
 from gateway.audit.checkpoint import Checkpoint
 from gateway.audit.columns import indexed_columns
+from gateway.audit.events import check_event
 from gateway.audit.merkle import CompactRange, leaf_hash
 from gateway.canonical import canonical_json
 from gateway.errors import IntegrityError, Unavailable, WeightgateError
@@ -59,7 +60,10 @@ class Insert:
     rows: Callable[[list[int]], list[dict[str, Any]]]
 
 
-Change = Callable[[Session, list[int]], None] | Insert
+# A callable change may return fields to add to its request's entries: the
+# state it left behind, read under the transaction's locks, so an entry
+# records what committed rather than what its caller expected.
+Change = Callable[[Session, list[int]], Mapping[str, Any] | None] | Insert
 
 # The writer's own statements, built once.
 _HEAD = (
@@ -139,6 +143,12 @@ class Sequencer:
         self, events: Sequence[Mapping[str, Any]], change: Change | None, *, timeout: float
     ) -> list[int]:
         """Indices of ``events`` once durable; Unavailable if refused, failed or not begun."""
+        return self.submit_for_entries(events, change, timeout=timeout)[0]
+
+    def submit_for_entries(
+        self, events: Sequence[Mapping[str, Any]], change: Change | None, *, timeout: float
+    ) -> tuple[list[int], Sequence[Mapping[str, Any]]]:
+        """As ``submit``, with the events as logged (completed by the change, if it did)."""
         if self._closed:
             metrics.AUDIT_APPENDS_REFUSED.labels("closed").inc()
             raise Unavailable("the gateway is shutting down; nothing was granted")
@@ -152,7 +162,7 @@ class Sequencer:
             ) from None
         metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         try:
-            return pending.result.result(timeout=timeout)
+            return pending.result.result(timeout=timeout), pending.events
         except FutureTimeout:
             if pending.result.cancel():
                 # Still queued: the writer will skip it, so it never commits.
@@ -162,7 +172,7 @@ class Sequencer:
                     retry_after=RETRY_AFTER_SECONDS,
                 ) from None
         # Its batch has started: the answer is whatever that transaction decides.
-        return pending.result.result()
+        return pending.result.result(), pending.events
 
     def close(self) -> None:
         """Commit what is queued, refuse what comes after, and stop the writer."""
@@ -315,8 +325,13 @@ class Sequencer:
         marks = len(rows.entries), len(rows.nodes)
         savepoint = session.begin_nested()
         try:
+            # The change runs first, on the indices its entries will take, so
+            # that what it returns can complete them before they are hashed.
+            reserved = list(range(tree.size, tree.size + len(pending.events)))
+            completion = pending.change(session, reserved)
+            if completion:
+                pending.events = [_completed(event, completion) for event in pending.events]
             indices = self._sequence(tree, rows, pending.events)
-            pending.change(session, indices)
             session.flush()
         except Exception as exc:
             savepoint.rollback()
@@ -385,6 +400,13 @@ class Sequencer:
             raise IntegrityError(f"the checkpoint row of size {size} does not match its note")
         self._verified = (note, signed)
         return signed
+
+
+def _completed(event: Mapping[str, Any], completion: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The event with what its change returned, still of the shape its type declares."""
+    done = {**event, **completion}
+    check_event(done)
+    return done
 
 
 def _one_request_could_cause(failure: BaseException) -> bool:

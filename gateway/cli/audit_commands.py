@@ -18,11 +18,14 @@ from rich.table import Table
 
 from gateway.audit import checkpoint
 from gateway.cli.common import literal, operator_services
-from gateway.errors import IntegrityError, InvalidInput, Unavailable
+from gateway.errors import IntegrityError, InvalidInput, NotFound, Unavailable
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from gateway.audit.anchors import AnchoredCheckpoint, AnchorStore
     from gateway.audit.log import AuditLog, StoredEntry
+    from gateway.audit.verify import Report
 
 console = Console(soft_wrap=True)
 app = typer.Typer(help="Read and verify the audit log.", no_args_is_help=True)
@@ -32,6 +35,22 @@ class OutputFormat(StrEnum):
     TABLE = "table"
     JSONL = "jsonl"
     CSV = "csv"
+
+
+class ReportFormat(StrEnum):
+    """How a command reports: a line for people, or one JSON object for scripts.
+
+    Local to this module until the commands share one ``--format`` option.
+    """
+
+    TEXT = "text"
+    JSON = "json"
+
+
+ReportFormatOption = Annotated[
+    ReportFormat,
+    typer.Option("--format", help="text, or json: one JSON object on stdout, same exit status."),
+]
 
 
 class DecisionFilter(StrEnum):
@@ -53,8 +72,13 @@ def verify(
             "$WEIGHTGATE_HOME/checkpoints).",
         ),
     ] = None,
+    output: ReportFormatOption = ReportFormat.TEXT,
 ) -> None:
-    """Recompute the log, check every signed and anchored checkpoint; non-zero exit on failure."""
+    """Recompute the log, check every signed and anchored checkpoint; non-zero exit on failure.
+
+    Exit 0 when everything holds, 8 on any integrity failure, and 4 when the
+    log is empty: nothing was verified, which is not the same as "ok".
+    """
     from gateway.audit.anchors import open_anchor_store
     from gateway.audit.verify import frontier_nodes, trusted_start, verify_log
 
@@ -90,12 +114,25 @@ def verify(
         start=start,
         workers=min(4, os.cpu_count() or 1),
     )
+    verdict = _verdict(report, start.size if start else 0, anchor_store.location)
+    if output is ReportFormat.JSON:
+        typer.echo(json.dumps(verdict, sort_keys=True))
+        if verdict["status"] != "ok":
+            from gateway.cli.main import exit_status
+
+            failure = NotFound("") if verdict["status"] == "empty" else IntegrityError("")
+            raise typer.Exit(exit_status(failure))
+        return
     if not report.ok:
         first = report.problems[0]
         where = f" at index {first.index}" if first.index is not None else ""
         for problem in report.problems[1:]:
             console.print(f"  also: {problem.kind}: {problem.message}", highlight=False)
         raise IntegrityError(f"audit log FAILED verification{where}: {first.kind}: {first.message}")
+    if verdict["status"] == "empty":
+        raise NotFound(
+            "the audit log is empty: there is nothing to verify (no entries, no checkpoints)"
+        )
     scope = (
         f"{report.size - start.size} new entries after {start.size}"
         if start
@@ -112,6 +149,23 @@ def verify(
             f"(one is published every {services.settings.checkpoint_interval:g} s)",
             highlight=False,
         )
+
+
+def _verdict(report: Report, start: int, anchors: str) -> dict[str, object]:
+    """What ``audit verify --format json`` prints: the report, and ok, failed or empty."""
+    status = "failed" if not report.ok else "empty" if report.size == 0 else "ok"
+    return {
+        "status": status,
+        "size": report.size,
+        "verified_from": start,
+        "checkpoints_in_database": report.checkpoints - report.anchored,
+        "checkpoints_anchored": report.anchored,
+        "anchor_store": anchors,
+        "unsigned": report.unsigned,
+        "problems": [
+            {"index": p.index, "kind": p.kind, "message": p.message} for p in report.problems
+        ],
+    }
 
 
 def _anchored(store: AnchorStore, *, explicit: bool, audit: AuditLog) -> list[AnchoredCheckpoint]:
@@ -161,10 +215,7 @@ def witness(
     origin: Annotated[str, typer.Option(help="The log's origin line.")] = "weightgate.local/audit",
 ) -> None:
     """Check the gateway's latest checkpoint extends the last one cosigned, then cosign it."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from gateway.client.gateway_api import GatewayClient
     from gateway.client.witness import witness_once
@@ -174,12 +225,7 @@ def witness(
     if not key.exists():
         write_secret(key, ed25519_to_pem(Ed25519PrivateKey.generate()))
     signer = load_ed25519(key)
-    try:
-        log_public = Ed25519PublicKey.from_public_bytes(base64.b64decode(log_key, validate=True))
-    except ValueError:
-        raise InvalidInput(
-            "--log-key must be the base64 Ed25519 key `audit public-key` prints"
-        ) from None
+    log_public = _log_public_key(log_key)
     settings = ClientSettings()
     with GatewayClient(settings.url, settings.token) as client:
         outcome = witness_once(
@@ -191,6 +237,85 @@ def witness(
         f"; witness key {base64.b64encode(raw).decode()}",
         highlight=False,
     )
+
+
+# A receipt is a few dozen lines; an entry at most a few MiB (a large model's file list).
+MAX_RECEIPT_BYTES = 1 << 20
+MAX_ENTRY_BYTES = 16 << 20
+
+
+@app.command("verify-receipt")
+def verify_receipt_file(
+    receipt_file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="A receipt (`audit prove`, /v1/audit/receipts).")
+    ],
+    log_key: Annotated[str, typer.Option(help="The log's public key (`audit public-key`).")],
+    entry: Annotated[
+        Path,
+        typer.Option(
+            help="The entry's exact bytes (GET /v1/audit/entries/{index}/raw): the receipt "
+            "proves the inclusion of one leaf hash, and this is what it must hash to."
+        ),
+    ],
+    origin: Annotated[
+        str | None,
+        typer.Option(help="The log's origin line (default: the receipt checkpoint's own)."),
+    ] = None,
+) -> None:
+    """Check a receipt offline: the log's signature on its checkpoint, then ENTRY's inclusion.
+
+    Needs nothing but the files and the key: no gateway, no database.
+    Exit 0 if the entry is in the signed log, 8 if anything does not hold.
+    """
+    from gateway.audit.merkle import leaf_hash
+    from gateway.audit.receipt import parse_receipt, verify_receipt
+
+    key = _log_public_key(log_key)
+    try:
+        text = _read_bounded(receipt_file, MAX_RECEIPT_BYTES, "FILE").decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{receipt_file} is not a UTF-8 receipt") from None
+    parsed = parse_receipt(text)
+    logged = _read_bounded(entry, MAX_ENTRY_BYTES, "--entry")
+    named = origin if origin is not None else parsed.checkpoint_note.split("\n", 1)[0]
+    signed = verify_receipt(parsed, leaf_hash(logged), named, key)
+    # The leaf is proven; the entry must also name that position and log.
+    try:
+        data = json.loads(logged)
+    except ValueError:
+        raise IntegrityError(f"{entry} is not an audit entry (not JSON)") from None
+    if not isinstance(data, dict) or (data.get("index"), data.get("origin")) != (
+        parsed.index,
+        named,
+    ):
+        raise IntegrityError(f"{entry} does not name index {parsed.index} of {named}")
+    console.print(
+        f"[green]ok[/]: entry {parsed.index} ({data.get('event')}) is in {named}, "
+        f"tree size {signed.size}, under a checkpoint signed by the given key",
+        highlight=False,
+    )
+
+
+def _read_bounded(path: Path, limit: int, flag: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput(f"{flag} {path} is larger than {limit:,} bytes")
+    return data
+
+
+def _log_public_key(text: str) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    except ValueError:
+        raise InvalidInput(
+            "--log-key must be the base64 Ed25519 key `audit public-key` prints"
+        ) from None
 
 
 def _when(value: str | None, flag: str) -> datetime | None:
@@ -232,6 +357,13 @@ def query(
     ] = False,
 ) -> None:
     """Read the log, filtered: a table, JSON Lines mapped to OCSF, or CSV."""
+    from gateway.audit.events import EVENTS
+
+    if event is not None and event not in EVENTS:
+        # A misspelt type would match nothing and read as "no such events happened".
+        raise InvalidInput(
+            f"--event {event!r} is not an audit event type; one of: {', '.join(EVENTS)}"
+        )
     start, end = _when(since, "--since"), _when(until, "--until")
     verdict = decision.value if decision else None
     located = country.upper() if country else None

@@ -5,42 +5,53 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from gateway.cli.common import literal, parse_day
+from gateway.cli.common import (
+    FormatOption,
+    ListFormat,
+    api_call,
+    literal,
+    parse_day,
+    path_segment,
+    print_listing,
+    stdout_console,
+)
 from gateway.errors import InvalidInput
+from gateway.policy.countries import country_code
+from gateway.policy.exemptions import ExemptionKind
 
-console = Console(soft_wrap=True)
 app = typer.Typer(
     help="Licenses and validated end users, under a two-person rule.", no_args_is_help=True
 )
 
 
-def _call(method: str, path: str, **kwargs: Any) -> Any:
-    from gateway.client.gateway_api import GatewayClient
-    from gateway.config import ClientSettings
-
-    settings = ClientSettings()
-    with GatewayClient(settings.url, settings.token) as client:
-        return client.call(method, path, **kwargs)
+def _by_id(exemption_id: str, action: str = "") -> str:
+    return f"/v1/exemptions/{path_segment(exemption_id, what='an exemption id')}{action}"
 
 
 def _show(exemption: dict[str, Any]) -> None:
     approvals = f"{len(exemption['approvals'])}/{exemption['approvals_required']}"
-    console.print(
-        f"{exemption['id']}  [bold]{exemption['status']}[/]  {exemption['kind']} "
-        f"{exemption['reference']} for {exemption['org']}: {', '.join(exemption['countries'])}; "
-        f"models {', '.join(exemption['models'])}; until {exemption['until']}; "
-        f"approvals {approvals}",
-        highlight=False,
+    # What admins wrote is shown as written, never read as markup.
+    stdout_console().print(
+        Text.assemble(
+            f"{exemption['id']}  ",
+            (str(exemption["status"]), "bold"),
+            f"  {exemption['kind']} {exemption['reference']} for {exemption['org']}: "
+            f"{', '.join(exemption['countries'])}; models {', '.join(exemption['models'])}; "
+            f"until {exemption['until']}; approvals {approvals}",
+        )
     )
 
 
 @app.command("propose")
 def propose(
     org: Annotated[str, typer.Option(help="The organisation it covers.")],
-    kind: Annotated[str, typer.Option(help="license, uveu or nveu.")],
+    kind: Annotated[
+        ExemptionKind,
+        typer.Option(help="license (a BIS licence), uveu or nveu (validated end users)."),
+    ],
     reference: Annotated[str, typer.Option(help="The license or authorisation number.")],
     countries: Annotated[str, typer.Option(help="Comma-separated ISO codes.")],
     models: Annotated[str, typer.Option(help="Comma-separated model ids, or *.")],
@@ -53,20 +64,22 @@ def propose(
         raise InvalidInput("--until is required")
     body = {
         "org": org,
-        "kind": kind,
+        "kind": kind.value,
         "reference": reference,
-        "countries": [c.strip() for c in countries.split(",") if c.strip()],
+        "countries": [
+            country_code(c, what="--countries") for c in countries.split(",") if c.strip()
+        ],
         "models": [m.strip() for m in models.split(",") if m.strip()],
         "until": last_day.isoformat(),
         "reason": reason,
     }
-    _show(_call("POST", "/v1/exemptions", json=body))
+    _show(api_call("POST", "/v1/exemptions", json=body))
 
 
 @app.command("approve")
 def approve(exemption_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Approve a proposal (not your own)."""
-    _show(_call("POST", f"/v1/exemptions/{exemption_id}/approve"))
+    _show(api_call("POST", _by_id(exemption_id, "/approve")))
 
 
 @app.command("reject")
@@ -75,22 +88,23 @@ def reject(
     reason: Annotated[str, typer.Option(help="Why; kept in the audit log.")],
 ) -> None:
     """Reject a proposal, with a reason."""
-    _show(_call("POST", f"/v1/exemptions/{exemption_id}/reject", json={"reason": reason}))
+    _show(api_call("POST", _by_id(exemption_id, "/reject"), json={"reason": reason}))
 
 
 @app.command("revoke")
 def revoke(exemption_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Revoke an exemption at once: grants that rest on it stop working."""
-    _show(_call("POST", f"/v1/exemptions/{exemption_id}/revoke"))
+    _show(api_call("POST", _by_id(exemption_id, "/revoke")))
 
 
 @app.command("list")
-def list_exemptions() -> None:
+def list_exemptions(output: FormatOption = ListFormat.TABLE) -> None:
     """Every exemption and its state."""
+    answer = api_call("GET", "/v1/exemptions")
     table = Table(
         "id", "status", "kind", "reference", "org", "countries", "models", "until", "approvals"
     )
-    for item in _call("GET", "/v1/exemptions")["exemptions"]:
+    for item in answer["exemptions"]:
         table.add_row(
             *map(
                 literal,
@@ -107,4 +121,4 @@ def list_exemptions() -> None:
                 ),
             )
         )
-    console.print(table)
+    print_listing(output, {"exemptions": answer["exemptions"]}, table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -10,11 +11,26 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
-from gateway.cli.common import literal, operator_context, operator_services
+from gateway.cli.common import (
+    FormatOption,
+    ListFormat,
+    literal,
+    operator_context,
+    operator_services,
+    print_listing,
+)
 from gateway.clock import SystemClock
-from gateway.config import Settings
+from gateway.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from gateway.crypto.keyring import init_keys
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity import dev_issuer
@@ -25,25 +41,47 @@ from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 
 if TYPE_CHECKING:
+    import socket
+
     from gateway.bootstrap import Services
 
 console = Console(soft_wrap=True)
 keys_app = typer.Typer(help="Key material in WEIGHTGATE_KEYS_DIR.", no_args_is_help=True)
 orgs_app = typer.Typer(help="The organisation registry.", no_args_is_help=True)
 models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
+_TRANSFER_COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    DownloadColumn(),
+    TransferSpeedColumn(),
+    TimeRemainingColumn(),
+)
 token_app = typer.Typer(help="Development tokens (local use and tests only).", no_args_is_help=True)
 
 
 @keys_app.command("init")
-def keys_init() -> None:
-    """Create the keystore, the audit signing key and a dev token issuer; never overwrites."""
-    keys_dir = Settings().keys_dir
-    created = init_keys(keys_dir)
-    if created:
-        for item in created:
-            console.print(f"created {item}")
-    else:
-        console.print(f"all keys already exist in {keys_dir}; nothing changed")
+def keys_init(
+    dev_issuer_wanted: Annotated[
+        bool,
+        typer.Option(
+            "--dev-issuer",
+            help="Also create a development token issuer for `weightgate token mint` "
+            "(laptops, the demo and tests; whoever reads its key mints any token).",
+        ),
+    ] = False,
+) -> None:
+    """Create the keys and the gateway's state (WEIGHTGATE_HOME); never overwrites."""
+    from gateway.bootstrap import create_state, state_location
+
+    settings = Settings()
+    created = init_keys(settings.keys_dir, dev_issuer=dev_issuer_wanted)
+    for item in created:
+        console.print(f"created {item}")
+    if create_state(settings):
+        variable, where = state_location(settings)
+        console.print(f"created the gateway's state in {where} ({variable})", highlight=False)
+    elif not created:
+        console.print(f"all keys already exist in {settings.keys_dir.resolve()}; nothing changed")
 
 
 @token_app.command("mint")
@@ -57,10 +95,11 @@ def token_mint(
         Path | None, typer.Option(help="Bind the token to this DPoP key (PEM, Ed25519 or P-256).")
     ] = None,
 ) -> None:
-    """Print a JWT from the development issuer."""
+    """Print a JWT from the development issuer (created by `keys init --dev-issuer`)."""
     bind_to = key_thumbprint(load_proof_key(dpop_key)) if dpop_key else None
+    settings = Settings()
     token = dev_issuer.mint(
-        Settings().keys_dir,
+        settings.keys_dir,
         SystemClock(),
         subject=sub,
         org=org,
@@ -69,6 +108,16 @@ def token_mint(
         ttl=timedelta(seconds=ttl),
         bind_to=bind_to,
     )
+    trust = dev_issuer.trust(
+        settings.keys_dir,
+        setting=settings.dev_issuer,
+        issuers_configured=settings.issuers_file is not None,
+    )
+    if trust is dev_issuer.Trust.REFUSED:
+        Console(stderr=True, soft_wrap=True).print(
+            "[bold yellow]warning:[/] this gateway refuses development tokens while "
+            "WEIGHTGATE_ISSUERS_FILE is set (unless WEIGHTGATE_DEV_ISSUER=allow)",
+        )
     typer.echo(token)
 
 
@@ -99,14 +148,27 @@ def orgs_add(
 
 
 @orgs_app.command("list")
-def orgs_list() -> None:
+def orgs_list(output: FormatOption = ListFormat.TABLE) -> None:
     """List registered organisations."""
+    orgs = operator_services().catalog.orgs()
     table = Table("id", "name", "hq", "parent hq", "aliases")
-    for org in operator_services().catalog.orgs():
+    for org in orgs:
         table.add_row(
             *map(literal, (org.id, org.name, org.hq, org.parent_hq or "-", ", ".join(org.aliases)))
         )
-    console.print(table)
+    document = {
+        "orgs": [
+            {
+                "id": org.id,
+                "name": org.name,
+                "hq": org.hq,
+                "parent_hq": org.parent_hq,
+                "aliases": list(org.aliases),
+            }
+            for org in orgs
+        ]
+    }
+    print_listing(output, document, table)
 
 
 @models_app.command("publish")
@@ -135,16 +197,39 @@ def models_publish(
         raise InvalidInput("--eccn must be 4E091 or EAR99") from None
     ops = parse_training_ops(training_ops) if training_ops is not None else None
     services = operator_services()
-    rows = services.catalog.publish(
-        directory,
-        model_id=model,
-        revision=revision,
-        eccn=classification,
-        training_ops=ops,
-        weights_published=weights_published,
-        below_frontier_reason=below_frontier,
-        context=operator_context(),
-    )
+    stderr = Console(stderr=True)
+    # A bar on a terminal, as fetch has; nothing when stderr is a file or a pipe.
+    # It appears once the checks have passed and the encryption begins.
+    bar = Progress(*_TRANSFER_COLUMNS, console=stderr, disable=not stderr.is_terminal)
+    task = bar.add_task(f"{model}@{revision}", total=None)
+
+    def started(total: int) -> None:
+        bar.update(task, total=total)
+        bar.start()
+
+    try:
+        rows = services.catalog.publish(
+            directory,
+            model_id=model,
+            revision=revision,
+            eccn=classification,
+            training_ops=ops,
+            weights_published=weights_published,
+            below_frontier_reason=below_frontier,
+            context=operator_context(),
+            on_start=started,
+            progress=lambda n: bar.advance(task, n),
+        )
+    except KeyboardInterrupt:
+        bar.stop()
+        stderr.print(
+            f"interrupted: {model}@{revision} was not published and what it had uploaded "
+            "was deleted (`weightgate gc` lists anything left)",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        bar.stop()
     total = sum(r.plaintext_size for r in rows)
     view = services.catalog.model(model)
     console.print(f"classified {view.eccn.value}: {view.classification_basis}")
@@ -152,10 +237,11 @@ def models_publish(
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(output: FormatOption = ListFormat.TABLE) -> None:
     """List models and their classification."""
+    models = operator_services().catalog.models()
     table = Table("model", "eccn", "basis", "training ops", "revisions")
-    for model in operator_services().catalog.models():
+    for model in models:
         table.add_row(
             *map(
                 literal,
@@ -168,12 +254,25 @@ def models_list() -> None:
                 ),
             )
         )
-    console.print(table)
+    # The same fields as GET /v1/models; training compute as exact decimal text.
+    document = {
+        "models": [
+            {
+                "id": model.id,
+                "eccn": model.eccn.value,
+                "classification_basis": model.classification_basis,
+                "training_ops": None if model.training_ops is None else str(model.training_ops),
+                "revisions": list(model.revisions),
+            }
+            for model in models
+        ]
+    }
+    print_listing(output, document, table)
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8080,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = DEFAULT_PORT,
     workers: Annotated[
         int,
         typer.Option(
@@ -184,20 +283,18 @@ def serve(
     """Run the gateway (N processes with --workers; SIGHUP re-reads the pack with one)."""
     from gateway.api.app import create_app
     from gateway.api.server import listening_socket, run_single, run_workers
+    from gateway.bootstrap import build_services
 
+    # The port is this process's, listening, before anything is created or recorded.
     sock = listening_socket(host, port)
+    stderr = Console(stderr=True, soft_wrap=True)
     # Built here first whatever the worker count: configuration mistakes fail
-    # once, clearly, and the schema is migrated before any worker starts.
-    services = operator_services()
+    # once, clearly, and the state is created (or migrated) before any worker starts.
+    services = build_services(_public_settings(sock, stderr))
     # A misconfigured anchor store (an S3 bucket without Object Lock, a
     # directory that cannot be written) is refused here, not at the first round.
     services.anchors.check()
-    stderr = Console(stderr=True, soft_wrap=True)
-    if services.trusts_dev_issuer:
-        stderr.print(
-            "[bold yellow]warning:[/] the development token issuer is trusted; delete "
-            f"{services.settings.keys_dir / dev_issuer.JWKS_FILE} in production",
-        )
+    _warn_about_dev_issuer(services, stderr)
     _report_policy(services, stderr)
     if workers == 1:
         _reload_on_sighup(services)
@@ -205,6 +302,49 @@ def serve(
         return
     services.close()
     run_workers(sock, workers)
+
+
+def _public_settings(sock: socket.socket, stderr: Console) -> Settings:
+    """The settings, with the URLs issued naming the address bound unless WEIGHTGATE_URL is set."""
+    from gateway.api.server import bound_url, listens_everywhere, url_names
+
+    settings = Settings()
+    bound = bound_url(sock)
+    if "url" in settings.model_fields_set:
+        if not url_names(settings.url, sock):
+            stderr.print(
+                f"[bold yellow]warning:[/] WEIGHTGATE_URL is {settings.url}, but serve "
+                f"listens on {bound}: the URLs it issues name WEIGHTGATE_URL, so clients "
+                "must reach this gateway there (through a proxy or port mapping)",
+                highlight=False,
+            )
+        return settings
+    if listens_everywhere(sock):
+        stderr.print(
+            f"[bold yellow]warning:[/] WEIGHTGATE_URL is unset, so the URLs issued name "
+            f"{bound}, which only this host can reach; set it to the address clients use",
+            highlight=False,
+        )
+    # Worker processes read their settings from the environment.
+    os.environ["WEIGHTGATE_URL"] = bound
+    return settings.model_copy(update={"url": bound})
+
+
+def _warn_about_dev_issuer(services: Services, stderr: Console) -> None:
+    issuer_key = (services.settings.keys_dir / dev_issuer.PRIVATE_KEY_FILE).resolve()
+    if services.dev_issuer is dev_issuer.Trust.TRUSTED:
+        stderr.print(
+            "[bold red]WARNING: the development token issuer is trusted: whoever can read "
+            f"{issuer_key} mints tokens with any role. For laptops and tests only.[/]",
+            highlight=False,
+        )
+    elif services.dev_issuer is dev_issuer.Trust.REFUSED:
+        stderr.print(
+            "[bold yellow]warning:[/] the development token issuer in "
+            f"{issuer_key.parent} is not trusted beside WEIGHTGATE_ISSUERS_FILE; delete "
+            f"its files ({dev_issuer.PRIVATE_KEY_FILE}, {dev_issuer.JWKS_FILE})",
+            highlight=False,
+        )
 
 
 def _report_policy(services: Services, stderr: Console) -> None:

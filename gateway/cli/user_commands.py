@@ -19,7 +19,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from gateway.cli.common import literal, operator_services, parse_day
+from gateway.cli.common import (
+    DENIED,
+    FormatOption,
+    ListFormat,
+    literal,
+    operator_services,
+    parse_day,
+    print_listing,
+    stdout_console,
+)
 from gateway.client.decrypt import decrypt_downloads, load_grant
 from gateway.client.fetch import FetchOptions, fetch
 from gateway.client.gateway_api import GatewayClient
@@ -55,8 +64,14 @@ def fetch_command(
     post_quantum: Annotated[
         bool, typer.Option(help="Have file keys sealed with the ML-KEM-768 + X25519 hybrid.")
     ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace files already there that differ from the granted ones.")
+    ] = False,
 ) -> None:
-    """Request a grant, download in parallel, decrypt and verify every file; resumes."""
+    """Request a grant, download in parallel, decrypt and verify every file; resumes.
+
+    Files already there with the granted SHA-256 are kept, not downloaded again.
+    """
     model, _, revision = target.partition("@")
     if not model or target.endswith("@"):
         raise InvalidInput("give the model as MODEL or MODEL@REVISION")
@@ -69,6 +84,7 @@ def fetch_command(
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         layout=(lambda m, r: HuggingFaceLayout(destination, m, r)) if hf_cache else None,
+        force=force,
     )
     settings = ClientSettings()
     dpop_key = load_proof_key(settings.dpop_key) if settings.dpop_key else None
@@ -79,10 +95,11 @@ def fetch_command(
         TransferSpeedColumn(),
         TimeRemainingColumn(),
     )
-    with (
-        GatewayClient(settings.url, settings.token, dpop_key=dpop_key) as client,
-        Progress(*columns, console=Console(stderr=True), transient=False) as progress,
-    ):
+    stderr = Console(stderr=True)
+    # The bar is for a terminal, and goes away when done: an error is then the
+    # only line on stderr, and a log or a pipe gets no redrawn frames.
+    bar = Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal)
+    with GatewayClient(settings.url, settings.token, dpop_key=dpop_key) as client, bar as progress:
         task = progress.add_task(model, total=None)
 
         def granted(grant: dict[str, Any]) -> None:
@@ -102,9 +119,8 @@ def fetch_command(
     if resumed:
         console.print(f"resumed: {resumed:,} bytes were already verified by an earlier run")
     for item in files:
-        console.print(
-            f"[green]verified[/] {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B"
-        )
+        state = "[green]already there, verified[/]" if item.reused else "[green]verified[/]"
+        console.print(f"{state} {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B")
 
 
 def keygen(
@@ -116,7 +132,11 @@ def keygen(
     """Make a recipient key for a grant requested with curl; prints the request fields."""
     keys = ClientKeyPair.generate(HYBRID if post_quantum else X25519)
     write_secret(out, keys.to_file())
-    typer.echo(json.dumps({"recipient_key": keys.recipient_key(), "recipient_kem": keys.kem}))
+    typer.echo(
+        json.dumps(
+            {"recipient_key": keys.recipient_key(), "recipient_kem": keys.kem, "envelopes": ["v2"]}
+        )
+    )
 
 
 def decrypt_command(
@@ -124,13 +144,18 @@ def decrypt_command(
     key: Annotated[Path, typer.Option(help="The key file `weightgate keygen` wrote.")],
     source: Annotated[Path, typer.Option("--in", help="Where the ciphertext was downloaded.")],
     out: Annotated[Path, typer.Option(help="Directory to write the decrypted files into.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace files already there that differ from the granted ones.")
+    ] = False,
 ) -> None:
     """Decrypt and verify files downloaded with curl, using the grant and your key."""
     try:
         raw_key = key.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read {key}: {exc.strerror}") from None
-    files = decrypt_downloads(load_grant(grant), ClientKeyPair.from_file(raw_key), source, out)
+    files = decrypt_downloads(
+        load_grant(grant), ClientKeyPair.from_file(raw_key), source, out, force=force
+    )
     for item in files:
         console.print(
             f"[green]verified[/] {item.path}  sha256:{item.sha256[:16]}…  {item.size:,} B"
@@ -148,7 +173,7 @@ def policy_explain(
     policy: Annotated[str | None, typer.Option(help="Pack name or .toml path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """The decision and its reasons, without a request."""
+    """The decision and its reasons, without a request; exit status 0 allow, 3 deny."""
     settings = Settings()
     pack = load_pack(policy or settings.policy, search_dir=settings.policy_dir)
     decision = explain(
@@ -164,7 +189,7 @@ def policy_explain(
         typer.echo(json.dumps(decision.to_dict(), indent=2))
     else:
         print_decision(console, decision)
-    raise typer.Exit(0 if decision.allowed else 1)
+    raise typer.Exit(0 if decision.allowed else DENIED)
 
 
 @policy_app.command("diff")
@@ -178,6 +203,7 @@ def policy_diff(
     since_days: Annotated[
         int, typer.Option(min=1, max=3650, help="Replay grant decisions this many days back.")
     ] = 30,
+    output: FormatOption = ListFormat.TABLE,
 ) -> None:
     """Countries whose tier changes, and organisations and recent grants decided differently."""
     settings = Settings()
@@ -185,19 +211,34 @@ def policy_diff(
     b = load_pack(pack_b, search_dir=settings.policy_dir)
     on_a = parse_day(at) or date.today()
     on_b = parse_day(to, what="--to") or on_a
-    console.print(
-        f"[bold]{a.name} {a.version}[/] on {on_a} -> [bold]{b.name} {b.version}[/] on {on_b}",
-        highlight=False,
-    )
     changes = tier_changes(a, b, on_a=on_a, on_b=on_b)
-    table = Table("country", "name", "tier before", "tier after", title="countries")
-    for change in changes:
-        table.add_row(change.country, change.name, str(change.before), str(change.after))
-    console.print(table if changes else "countries: no tier changes")
+    document: dict[str, Any] = {
+        "from": {"policy": a.name, "version": a.version, "on": on_a.isoformat()},
+        "to": {"policy": b.name, "version": b.version, "on": on_b.isoformat()},
+        "countries": [
+            {"country": c.country, "name": c.name, "tier_before": c.before, "tier_after": c.after}
+            for c in changes
+        ],
+    }
+    out = stdout_console()
+    if output is ListFormat.TABLE:
+        out.print(
+            f"[bold]{a.name} {a.version}[/] on {on_a} -> [bold]{b.name} {b.version}[/] on {on_b}",
+            highlight=False,
+        )
+        table = Table("country", "name", "tier before", "tier after", title="countries")
+        for change in changes:
+            table.add_row(change.country, change.name, str(change.before), str(change.after))
+        out.print(table if changes else "countries: no tier changes")
     try:
         services = operator_services()
     except WeightgateError as exc:
-        console.print(f"organisations and grants: not compared ({exc.message})", highlight=False)
+        # Without the gateway's state, only the packs are compared; JSON says so in a field.
+        document["not_compared"] = exc.message
+        if output is ListFormat.JSON:
+            print_listing(output, document, "")
+        else:
+            out.print(literal(f"organisations and grants: not compared ({exc.message})"))
         return
     from gateway.impact import exemption_changes, organisation_cases, recent_grant_cases
 
@@ -206,6 +247,20 @@ def policy_diff(
         services.audit, now - timedelta(days=since_days)
     )
     decided = decision_changes(cases, a, b, on_a=on_a, on_b=on_b)
+    changed = exemption_changes(services.exemptions.list(), a, b, on_a=on_a, on_b=on_b)
+    if output is ListFormat.JSON:
+        document["cases_compared"] = len(cases)
+        document["cases"] = [
+            {
+                "case": moved.label,
+                "before": {"effect": moved.before.effect, "tier": moved.before.tier},
+                "after": {"effect": moved.after.effect, "tier": moved.after.tier},
+            }
+            for moved in decided
+        ]
+        document["exemptions"] = changed
+        print_listing(output, document, "")
+        return
     table = Table("case", "before", "after", title="organisations and recent grants")
     for moved in decided:
         table.add_row(
@@ -213,16 +268,15 @@ def policy_diff(
             f"{moved.before.effect} (Tier {moved.before.tier})",
             f"{moved.after.effect} (Tier {moved.after.tier})",
         )
-    console.print(
+    out.print(
         table
         if decided
         else f"organisations and recent grants: {len(cases)} compared, none decided differently"
     )
-    changed = exemption_changes(services.exemptions.list(), a, b, on_a=on_a, on_b=on_b)
     for line in changed:
-        console.print(f"exemption {line}", highlight=False)
+        out.print(literal(f"exemption {line}"))
     if not changed:
-        console.print("exemptions: none would cover differently")
+        out.print("exemptions: none would cover differently")
 
 
 def print_decision(out: Console, decision: Decision) -> None:

@@ -21,13 +21,22 @@ from typing import Any
 
 import httpx
 
-from gateway.client.gateway_api import GatewayClient
+from gateway.client.destination import (
+    Found,
+    allocated,
+    check_output_dir,
+    find,
+    local_failure,
+    nearest_existing,
+)
+from gateway.client.fetch_record import RecordedFile, Selection, read_record, write_record
+from gateway.client.gateway_api import GatewayClient, network_error, public_url
 from gateway.client.grant_session import GrantedFile, GrantSession
 from gateway.client.hf_cache import Layout, PlainLayout
-from gateway.client.journal import PartJournal, open_partial
+from gateway.client.journal import JOURNAL_SUFFIX, PartJournal, open_partial
 from gateway.crypto.fileformat import CHUNK_SIZE, SEALED_CHUNK_SIZE, chunk_count, sealed_span
 from gateway.crypto.keyrelease import X25519, ClientKeyPair
-from gateway.errors import InsufficientSpace, IntegrityError, InvalidInput, Unavailable
+from gateway.errors import Conflict, InsufficientSpace, IntegrityError, InvalidInput, Unavailable
 
 DEFAULT_PART_CHUNKS = 512  # 8 MiB ranged requests, as S3's performance guide suggests
 STAGING_CHUNKS = 64  # 1 MiB of plaintext decrypted at a time
@@ -48,6 +57,7 @@ class FetchOptions:
     exclude: tuple[str, ...] = ()
     layout: Callable[[str, str], Layout] | None = None  # (model, revision) -> layout
     disk_free: Callable[[Path], int] = free_bytes
+    force: bool = False  # replace files that exist and differ from the granted ones
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class FetchedFile:
     size: int
     sha256: str
     resumed_bytes: int = 0  # verified by an earlier, interrupted run
+    reused: bool = False  # already there with the granted SHA-256: nothing downloaded
 
 
 @dataclass
@@ -68,6 +79,13 @@ class _Job:
     pending: list[int] = field(default_factory=list)
 
 
+@dataclass
+class _Plan:
+    download: list[tuple[GrantedFile, Path]] = field(default_factory=list)
+    present: list[GrantedFile] = field(default_factory=list)  # verified copy already in place
+    copies: list[GrantedFile] = field(default_factory=list)  # same target as a file above
+
+
 def fetch(
     client: GatewayClient,
     model: str,
@@ -78,53 +96,76 @@ def fetch(
     on_grant: Callable[[dict[str, Any]], None] | None = None,
     progress: Progress | None = None,
 ) -> list[FetchedFile]:
-    options = options or FetchOptions()
+    """Fetch what the grant names into ``out_dir``; files already there and verified are kept."""
+    try:
+        return _fetch(
+            client,
+            model,
+            revision,
+            out_dir,
+            options or FetchOptions(),
+            on_grant=on_grant,
+            progress=progress,
+        )
+    except OSError as exc:
+        # The disk, not the user's input or the network: say which file and why.
+        raise local_failure(exc) from None
+
+
+def _fetch(
+    client: GatewayClient,
+    model: str,
+    revision: str | None,
+    out_dir: Path,
+    options: FetchOptions,
+    *,
+    on_grant: Callable[[dict[str, Any]], None] | None,
+    progress: Progress | None,
+) -> list[FetchedFile]:
     if options.workers < 1 or options.part_chunks < 1:
         raise InvalidInput("workers and part size must be positive")
+    check_output_dir(out_dir)  # a mistake about the output costs no grant
+    make_layout = options.layout or (lambda _m, _r: PlainLayout(out_dir))
+    verified: dict[Path, str] = {}  # target -> SHA-256 hashed on disk during this run
+    if revision:
+        layout = make_layout(model, revision)
+        selection = _selection(model, revision, options)
+        kept = _fetched_before(selection, layout, out_dir, options, verified)
+        if kept is not None:
+            if progress is not None:
+                progress(sum(f.size for f in kept))
+            return kept
     keys = ClientKeyPair.generate(options.kem)
     session = GrantSession(client, _grant_request(model, revision, options, keys), keys)
     grant = session.start()
     if on_grant is not None:
         on_grant(grant)
+    layout = make_layout(grant["model"], grant["revision"])
+    plan = _plan(session.files, layout, force=options.force, verified=verified)
     out_dir.mkdir(parents=True, exist_ok=True)
-    layout = (options.layout or (lambda _m, _r: PlainLayout(out_dir)))(
-        grant["model"], grant["revision"]
-    )
     jobs: list[_Job] = []
-    copies: list[GrantedFile] = []  # same content as a file already in `jobs`
     try:
-        _plan(session.files, layout, options.part_chunks, jobs, copies)
+        jobs.extend(_prepare(file, target, options.part_chunks) for file, target in plan.download)
         resumed = {job.file.path: _resumed_bytes(job, options.part_chunks) for job in jobs}
-        _check_space(jobs, resumed, out_dir, options.disk_free)
+        _check_space(jobs, resumed, out_dir, options)
         if progress is not None:
-            progress(sum(resumed.values()))
-        with ThreadPoolExecutor(max_workers=options.workers) as pool:
-            futures = [
-                pool.submit(
-                    _fetch_part,
-                    client.http,
-                    session,
-                    job,
-                    part,
-                    count=options.part_chunks,
-                    progress=progress,
-                )
-                for job in jobs
-                for part in job.pending
-            ]
-            try:
-                for future in futures:
-                    future.result()
-            except BaseException:
-                # Stop at the first failure (or Ctrl-C): parts not yet started
-                # are dropped, and the journal keeps what was verified.
-                for future in futures:
-                    future.cancel()
-                raise
-        fetched = [_finish(job, layout, resumed[job.file.path]) for job in jobs]
-        return fetched + [
-            FetchedFile(layout.finish(f.path, f.sha256), f.size, f.sha256) for f in copies
-        ]
+            progress(sum(resumed.values()) + sum(f.size for f in plan.present))
+        _download(client.http, session, jobs, options, progress)
+        done = {job.file.path: _finish(job, layout, resumed[job.file.path]) for job in jobs}
+        for file in plan.present:
+            done[file.path] = _keep(file.path, file.size, file.sha256, layout)
+        in_place = {layout.target(f.path, f.sha256) for f in plan.present}
+        for file in plan.copies:
+            visible = layout.finish(file.path, file.sha256)
+            reused = layout.target(file.path, file.sha256) in in_place
+            done[file.path] = FetchedFile(visible, file.size, file.sha256, reused=reused)
+        fetched = [done[file.path] for file in session.files]
+        write_record(
+            layout.record(grant["model"], grant["revision"]),
+            _selection(grant["model"], grant["revision"], options),
+            [RecordedFile(f.path, f.size, f.sha256) for f in session.files],
+        )
+        return fetched
     finally:
         for job in jobs:
             job.journal.close()
@@ -132,20 +173,114 @@ def fetch(
                 os.close(job.fd)
 
 
-def _plan(
-    files: list[GrantedFile],
+def _selection(model: str, revision: str, options: FetchOptions) -> Selection:
+    return Selection(model, revision, options.include, options.exclude)
+
+
+def _fetched_before(
+    selection: Selection,
     layout: Layout,
-    part_chunks: int,
-    jobs: list[_Job],
-    copies: list[GrantedFile],
-) -> None:
-    """A job per distinct target; files identical to one already planned are only linked."""
+    out_dir: Path,
+    options: FetchOptions,
+    verified: dict[Path, str],
+) -> list[FetchedFile] | None:
+    """Before any grant: the files an earlier fetch of this selection recorded, if all verify.
+
+    When some are missing or wrong, say so now if the disk cannot hold them,
+    and leave the rest to the grant; the hashes computed here are not redone.
+    """
+    recorded = read_record(layout.record(selection.model, selection.revision), selection)
+    if recorded is None:
+        return None
+    missing: list[tuple[RecordedFile, Path]] = []
+    for file in recorded:
+        target = layout.target(file.path, file.sha256)
+        if verified.get(target) == file.sha256:
+            continue
+        if find(target, file.size, file.sha256) is Found.GRANTED_BYTES:
+            verified[target] = file.sha256
+        else:
+            missing.append((file, target))
+    if not missing:
+        return [_keep(f.path, f.size, f.sha256, layout) for f in recorded]
+    needed = sum(max(0, f.size - allocated(t.with_name(t.name + PART_SUFFIX))) for f, t in missing)
+    _require_space(needed, out_dir, options)
+    return None
+
+
+def _keep(path: str, size: int, sha256: str, layout: Layout) -> FetchedFile:
+    """A file verified in place: tidy what an earlier run left beside it, and show it."""
+    _discard_partial(layout.target(path, sha256))
+    return FetchedFile(layout.finish(path, sha256), size, sha256, reused=True)
+
+
+def _plan(
+    files: list[GrantedFile], layout: Layout, *, force: bool, verified: dict[Path, str]
+) -> _Plan:
+    """Sort the granted files by what their targets already hold; nothing is written yet.
+
+    A file that differs from the granted one may be the user's own edit: it is
+    replaced only with ``force``, unless the layout names files by content,
+    where different bytes under a SHA-256 name can only be damage.
+    """
+    plan = _Plan()
+    planned: set[Path] = set()
+    differing: list[Path] = []
     for file in files:
         target = layout.target(file.path, file.sha256)
-        if any(job.target == target for job in jobs):
-            copies.append(file)
+        if target in planned:
+            plan.copies.append(file)
+            continue
+        planned.add(target)
+        if verified.get(target) == file.sha256:
+            found = Found.GRANTED_BYTES
         else:
-            jobs.append(_prepare(file, target, part_chunks))
+            found = find(target, file.size, file.sha256)
+        if found is Found.GRANTED_BYTES:
+            plan.present.append(file)
+            continue
+        if found is Found.OTHER_BYTES and not (force or layout.names_by_content):
+            differing.append(target)
+        plan.download.append((file, target))
+    if differing:
+        named = ", ".join(str(p) for p in differing[:3]) + (", ..." if len(differing) > 3 else "")
+        raise Conflict(
+            f"{len(differing)} file(s) already exist and differ from the granted ones "
+            f"({named}); nothing was downloaded: --force replaces them"
+        )
+    return plan
+
+
+def _download(
+    http: httpx.Client,
+    session: GrantSession,
+    jobs: list[_Job],
+    options: FetchOptions,
+    progress: Progress | None,
+) -> None:
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        futures = [
+            pool.submit(
+                _fetch_part,
+                http,
+                session,
+                job,
+                part,
+                count=options.part_chunks,
+                progress=progress,
+            )
+            for job in jobs
+            for part in job.pending
+        ]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            # Stop at the first failure (or Ctrl-C): parts not yet started
+            # are dropped, and the journal keeps what was verified.
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _grant_request(
@@ -180,6 +315,13 @@ def _prepare(file: GrantedFile, target: Path, part_chunks: int) -> _Job:
     return job
 
 
+def _discard_partial(target: Path) -> None:
+    """Remove what an earlier run left beside a file now verified in place."""
+    partial = target.with_name(target.name + PART_SUFFIX)
+    partial.with_name(partial.name + JOURNAL_SUFFIX).unlink(missing_ok=True)
+    partial.unlink(missing_ok=True)
+
+
 def _parts(size: int, part_chunks: int) -> int:
     return -(-chunk_count(size) // part_chunks)
 
@@ -193,15 +335,18 @@ def _resumed_bytes(job: _Job, part_chunks: int) -> int:
 
 
 def _check_space(
-    jobs: list[_Job], resumed: dict[str, int], out_dir: Path, disk_free: Callable[[Path], int]
+    jobs: list[_Job], resumed: dict[str, int], out_dir: Path, options: FetchOptions
 ) -> None:
     # The partial files are already at full size, but sparse: their unwritten
     # parts still need real blocks.
-    needed = sum(job.file.size - resumed[job.file.path] for job in jobs)
-    available = disk_free(out_dir)
+    _require_space(sum(job.file.size - resumed[job.file.path] for job in jobs), out_dir, options)
+
+
+def _require_space(needed: int, directory: Path, options: FetchOptions) -> None:
+    available = options.disk_free(nearest_existing(directory))
     if needed > available:
         raise InsufficientSpace(
-            f"{needed:,} bytes still to write but only {available:,} free in {out_dir}; "
+            f"{needed:,} bytes still to write but only {available:,} free in {directory}; "
             "free some space or choose another --out"
         )
 
@@ -264,13 +409,14 @@ def _read_range(
                 whole_file = start == 0 and end == file.ciphertext_size
                 if response.status_code != 206 and not (response.status_code == 200 and whole_file):
                     raise Unavailable(
-                        f"storage answered {response.status_code} for a range of {file.path}"
+                        f"storage at {public_url(url)} answered {response.status_code} "
+                        f"for a range of {file.path}"
                     )
                 _read_exactly(response, into, file.path)
                 return
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"network error while downloading {file.path}: {exc}") from None
-    raise Unavailable(f"storage refused a freshly signed URL for {file.path}")
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise network_error(f"cannot download {file.path} from", url, exc) from None
+    raise Unavailable(f"storage at {public_url(url)} refused a freshly signed URL for {file.path}")
 
 
 def _read_exactly(response: httpx.Response, into: memoryview, path: str) -> None:
@@ -295,8 +441,9 @@ def _finish(job: _Job, layout: Layout, resumed: int) -> FetchedFile:
         position += len(block)
     if digest.hexdigest() != job.file.sha256:
         # The journal vouched for parts that are not what they were: start
-        # this file over next time rather than trust it again.
+        # this file over next time rather than trust it, or leave it about.
         job.journal.remove()
+        job.partial.unlink(missing_ok=True)
         raise IntegrityError(f"{job.file.path}: SHA-256 does not match the grant")
     os.fsync(job.fd)
     job.partial.replace(job.target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -21,6 +22,33 @@ _BY_STATUS: dict[int, type[errors.WeightgateError]] = {
 }
 
 
+def public_url(url: str) -> str:
+    """``url`` fit to print: no user info, query or fragment.
+
+    File URLs carry their capability (``cap=``) and storage URLs their
+    signature in the query; either one printed is a download anyone can replay.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "(an unparseable URL)"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def network_error(what: str, url: str, exc: Exception) -> errors.Unavailable:
+    """One line naming what failed and where, without the secrets the URL carries."""
+    reason = str(exc) or type(exc).__name__
+    secret = urlsplit(url).query if "?" in url else ""
+    reason = reason.replace(url, public_url(url))
+    if secret:
+        reason = reason.replace(secret, "...")
+    return errors.Unavailable(f"{what} {public_url(url)}: {' '.join(reason.split())}")
+
+
 def raise_for_problem(response: httpx.Response) -> None:
     if response.is_success:
         return
@@ -29,6 +57,11 @@ def raise_for_problem(response: httpx.Response) -> None:
     except ValueError:
         body = {}
     detail = str(body.get("detail") or response.reason_phrase or f"HTTP {response.status_code}")
+    issues = body.get("errors")
+    if isinstance(issues, list) and issues and isinstance(issues[0], dict):
+        # Which field was malformed, not only that something was.
+        where = ".".join(str(part) for part in issues[0].get("loc", ()) if part != "body")
+        detail = f"{detail}: {where} {issues[0].get('msg', '')}".rstrip()
     if response.status_code == 403 and body.get("code") == "policy_denied":
         raise errors.PolicyDenied(
             detail,
@@ -38,6 +71,8 @@ def raise_for_problem(response: httpx.Response) -> None:
                 "policy": body.get("policy"),
             },
         )
+    if response.status_code == 401 and body.get("code") == errors.TokenExpired.code:
+        raise errors.TokenExpired(f"{detail}: get a new token (HTTP 401)")
     if response.status_code == 429:
         wait = response.headers.get("retry-after", "a while")
         raise errors.QuotaExceeded(f"{detail}; try again in {wait} seconds (HTTP 429)")
@@ -91,10 +126,8 @@ class GatewayClient:
             response = self.http.request(
                 method, url, headers=self._auth_headers(method, url), **kwargs
             )
-        except httpx.HTTPError as exc:
-            raise errors.Unavailable(
-                f"cannot reach the gateway at {self.base_url}: {exc}"
-            ) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise network_error("cannot reach the gateway at", url, exc) from None
         raise_for_problem(response)
         return response
 
@@ -103,4 +136,10 @@ class GatewayClient:
         return self._request(method, path, **kwargs).text
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._request(method, path, **kwargs).json()
+        try:
+            return self._request(method, path, **kwargs).json()
+        except ValueError:
+            where = public_url(self.base_url + path)
+            raise errors.Unavailable(
+                f"{where} did not answer JSON: is WEIGHTGATE_URL a weightgate gateway?"
+            ) from None

@@ -10,6 +10,7 @@ revoked grant is never renewed.
 from __future__ import annotations
 
 import base64
+import binascii
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +18,11 @@ from typing import Any
 
 import httpx
 
-from gateway.client.gateway_api import GatewayClient, raise_for_problem
+from gateway.client.gateway_api import GatewayClient, network_error, public_url, raise_for_problem
+from gateway.crypto.envelope import ENVELOPES, V1, GrantBinding, GrantOpener
 from gateway.crypto.fileformat import RangeDecryptor, file_context
-from gateway.crypto.keyrelease import ClientKeyPair, PrivateKey, grant_info, open_key
-from gateway.errors import Gone, IntegrityError, Unavailable
+from gateway.crypto.keyrelease import ClientKeyPair, PrivateKey
+from gateway.errors import Gone, IntegrityError, InvalidInput, Unavailable, WeightgateError
 from gateway.names import check_file_path
 
 
@@ -35,26 +37,50 @@ class GrantedFile:
     decryptor: RangeDecryptor
 
 
-def open_granted_file(
-    grant: dict[str, Any], entry: dict[str, Any], private_key: PrivateKey
-) -> GrantedFile:
-    """Open one file's wrapped key from a grant and ready its decryptor."""
+def open_grant(grant: dict[str, Any], private_key: PrivateKey) -> list[GrantedFile]:
+    """Open a grant's file keys and ready each file's decryptor.
+
+    A v2 grant's key is opened once, whatever the number of files. A grant
+    saved from a gateway that predates envelopes says none, and is v1.
+    """
+    try:
+        binding = GrantBinding(
+            grant_id=str(grant["id"]),
+            subject=str(grant["subject"]),
+            model=str(grant["model"]),
+            revision=str(grant["revision"]),
+            expires_at=datetime.fromisoformat(grant["expires_at"]),
+        )
+        sealed = grant.get("grant_key")
+        opener = GrantOpener(
+            str(grant.get("envelope", V1)),
+            private_key,
+            binding,
+            None if sealed is None else _b64(sealed),
+        )
+        return [_open_file(grant, entry, opener) for entry in grant["files"]]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("not a grant as POST /v1/grants returns it") from None
+
+
+def _b64(value: object) -> bytes:
+    # A field that is not base64 was altered after the gateway wrote it.
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise IntegrityError("the grant holds a key or header that is not base64") from None
+
+
+def _open_file(grant: dict[str, Any], entry: dict[str, Any], opener: GrantOpener) -> GrantedFile:
     path = check_file_path(entry["path"])
-    info = grant_info(
-        grant_id=grant["id"],
-        subject=grant["subject"],
-        model=grant["model"],
-        revision=grant["revision"],
-        path=path,
-        expires_at=datetime.fromisoformat(grant["expires_at"]),
-    )
-    data_key = open_key(base64.b64decode(entry["wrapped_key"]), private_key, info)
-    header = base64.b64decode(entry["header"])
+    file_version = str(entry["file_version"])
+    data_key = opener.open_file_key(_b64(entry["wrapped_key"]), path, file_version)
+    header = _b64(entry["header"])
     context = file_context(
         model=grant["model"],
         revision=grant["revision"],
         path=path,
-        file_version=entry["file_version"],
+        file_version=file_version,
     )
     size = int(entry["size"])
     return GrantedFile(
@@ -62,7 +88,7 @@ def open_granted_file(
         size,
         int(entry["ciphertext_size"]),
         str(entry["sha256"]),
-        str(entry["file_version"]),
+        file_version,
         header,
         RangeDecryptor(data_key, context, header, size),
     )
@@ -71,7 +97,8 @@ def open_granted_file(
 class GrantSession:
     def __init__(self, client: GatewayClient, request: dict[str, Any], keys: ClientKeyPair) -> None:
         self._client = client
-        self._request = request
+        # Announce every envelope this client opens, newest first.
+        self._request = {"envelopes": list(ENVELOPES), **request}
         self._keys = keys
         self._lock = threading.Lock()
         self.grant: dict[str, Any] = {}
@@ -87,7 +114,15 @@ class GrantSession:
 
     def _request_grant(self) -> None:
         grant: dict[str, Any] = self._client.call("POST", "/v1/grants", json=self._request)
-        files = [self._open(grant, entry) for entry in grant["files"]]
+        where = public_url(self._client.base_url)
+        try:
+            envelope = grant.get("envelope", V1)
+            files = open_grant(grant, self._keys.private)
+            urls = {entry["path"]: str(entry["url"]) for entry in grant["files"]}
+        except (InvalidInput, AttributeError, KeyError, TypeError, ValueError):
+            raise IntegrityError(f"the grant from {where} is not one this client reads") from None
+        if envelope not in self._request["envelopes"]:
+            raise IntegrityError(f"{where} answered with envelope {envelope!r}, not one asked for")
         if self.files and [(f.path, f.file_version, f.header) for f in files] != [
             (f.path, f.file_version, f.header) for f in self.files
         ]:
@@ -95,11 +130,8 @@ class GrantSession:
         self.grant = grant
         self.grants_issued += 1
         self.files = files
-        self._file_urls = {entry["path"]: entry["url"] for entry in grant["files"]}
+        self._file_urls = urls
         self._storage_urls.clear()
-
-    def _open(self, grant: dict[str, Any], entry: dict[str, Any]) -> GrantedFile:
-        return open_granted_file(grant, entry, self._keys.private)
 
     def storage_url(self, path: str, *, stale: str | None = None) -> str:
         """The current storage URL for ``path``; a new one if ``stale`` is the one that failed."""
@@ -118,11 +150,18 @@ class GrantSession:
             return url
 
     def _redirect(self, path: str) -> str:
+        url = self._file_urls[path]
         try:
-            response = self._client.http.get(self._file_urls[path], follow_redirects=False)
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"cannot reach the gateway: {exc}") from None
-        if response.status_code != 307:
-            raise_for_problem(response)
-            raise Unavailable(f"the gateway answered {response.status_code}, not a redirect")
+            response = self._client.http.get(url, follow_redirects=False)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise network_error(f"cannot reach the file URL for {path} at", url, exc) from None
+        if response.status_code != 307 or "location" not in response.headers:
+            try:
+                raise_for_problem(response)
+            except WeightgateError as exc:
+                # Whoever answered at a URL the grant named, say where it was.
+                raise type(exc)(f"{exc.message} from {public_url(url)}", **exc.detail) from None
+            raise Unavailable(
+                f"{public_url(url)} answered {response.status_code}, not a redirect to storage"
+            )
         return response.headers["location"]

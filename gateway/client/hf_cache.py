@@ -14,31 +14,44 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from gateway.errors import IntegrityError
+from gateway.client.destination import inside
+from gateway.client.fetch_record import RECORD_DIR, plain_record
+from gateway.errors import InvalidInput
 
 
 class Layout(Protocol):
+    @property
+    def names_by_content(self) -> bool:
+        """Whether a target's name is its SHA-256, so bytes found there that differ are broken."""
+        ...
+
     def target(self, path: str, sha256: str) -> Path:
-        """Where the verified file is renamed to."""
+        """Where the verified file is renamed to; never through a symlink leading elsewhere."""
         ...
 
     def finish(self, path: str, sha256: str) -> Path:
         """Make the file visible under its name; returns that path."""
         ...
 
+    def record(self, model: str, revision: str) -> Path:
+        """Where the list of files fetched for ``model@revision`` is kept (``fetch_record``)."""
+        ...
+
 
 class PlainLayout:
+    names_by_content = False
+
     def __init__(self, root: Path) -> None:
         self._root = root
 
     def target(self, path: str, sha256: str) -> Path:  # noqa: ARG002 - same for every file
-        target = self._root / path
-        if self._root.resolve() not in target.resolve().parents:
-            raise IntegrityError(f"the grant names a file outside the output directory: {path}")
-        return target
+        return inside(self._root, self._root / path)
 
     def finish(self, path: str, sha256: str) -> Path:
         return self.target(path, sha256)
+
+    def record(self, model: str, revision: str) -> Path:
+        return plain_record(self._root, model, revision)
 
 
 def snapshot_commit(model: str, revision: str) -> str:
@@ -48,18 +61,23 @@ def snapshot_commit(model: str, revision: str) -> str:
 
 
 class HuggingFaceLayout:
+    names_by_content = True
+
     def __init__(self, cache_dir: Path, model: str, revision: str) -> None:
+        self._cache = cache_dir
         self._repo = cache_dir / ("models--" + model.replace("/", "--"))
         self._revision = revision
         self._commit = snapshot_commit(model, revision)
 
     def target(self, path: str, sha256: str) -> Path:  # noqa: ARG002 - blobs are by content
-        return self._repo / "blobs" / sha256
+        return inside(self._cache, self._repo / "blobs" / sha256)
 
     def finish(self, path: str, sha256: str) -> Path:
         link = self._repo / "snapshots" / self._commit / path
-        if (self._repo / "snapshots").resolve() not in link.resolve().parents:
-            raise IntegrityError(f"the grant names a file outside the snapshot: {path}")
+        # The link itself may exist from an earlier fetch and point at its blob,
+        # outside snapshots/: only the directories on the way must stay inside.
+        if self._cache.resolve() not in link.parent.resolve().parents:
+            raise InvalidInput(f"{link.parent} leads outside {self._cache} through a symlink")
         link.parent.mkdir(parents=True, exist_ok=True)
         blob = self._repo / "blobs" / sha256
         relative = os.path.relpath(blob, link.parent)
@@ -72,3 +90,8 @@ class HuggingFaceLayout:
         (refs / self._revision).write_text(self._commit, encoding="utf-8")
         (refs / "main").write_text(self._commit, encoding="utf-8")
         return link
+
+    def record(self, model: str, revision: str) -> Path:  # noqa: ARG002 - bound to one model
+        # Inside the repository folder, which huggingface_hub's cache scan
+        # does not look into beyond blobs/, refs/ and snapshots/.
+        return self._repo / RECORD_DIR / f"{revision}.json"

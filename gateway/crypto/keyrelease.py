@@ -1,8 +1,9 @@
-"""Key release: a file's data key sealed with HPKE (RFC 9180) to the client's ephemeral key.
+"""Key release: a key sealed with HPKE (RFC 9180) to the client's ephemeral key.
 
-The canonical grant (grant id, subject, model, revision, path, expiry) is
-HPKE's ``info``, so a wrapped key lifted from one grant opens under no other,
-and a leaked grant is useless without the client's private key.
+What is sealed (each file's data key in envelope v1, one grant key in v2)
+and what ``info`` binds it to is ``gateway.crypto.envelope``'s business; here
+are the suites, the recipient key and the v1 ``info``. A leaked grant is
+useless without the client's private key.
 """
 
 from __future__ import annotations
@@ -75,13 +76,11 @@ def parse_recipient_key(encoded: str, kem: str = X25519) -> RecipientKey:
     expected = 32 if kem == X25519 else _MLKEM768_PUBLIC_SIZE + 32
     if len(raw) != expected:
         raise InvalidInput(f"recipient_key for {kem} must be {expected} bytes, not {len(raw)}")
-    classical = X25519PublicKey.from_public_bytes(raw[-32:])
-    try:
+    if has_small_order(raw[-32:]):
         # A low-order point makes every shared secret zero; refuse it up front
         # instead of failing halfway through building a grant.
-        X25519PrivateKey.generate().exchange(classical)
-    except ValueError:
-        raise InvalidInput("recipient_key is a low-order X25519 point") from None
+        raise InvalidInput("recipient_key is a low-order X25519 point")
+    classical = X25519PublicKey.from_public_bytes(raw[-32:])
     if kem == X25519:
         return classical
     try:
@@ -89,6 +88,33 @@ def parse_recipient_key(encoded: str, kem: str = X25519) -> RecipientKey:
     except ValueError:
         raise InvalidInput("recipient_key holds no valid ML-KEM-768 public key") from None
     return MLKEM768X25519PublicKey(quantum, classical)
+
+
+# The u-coordinates of Curve25519's points of order 1, 2, 4 and 8, and the
+# non-canonical encodings (at or above p = 2^255 - 19) of the same points: every
+# encoding whose X25519 output is all zeros for any scalar. The list is
+# libsodium's (``has_small_order`` in crypto_scalarmult/curve25519/ref10); the
+# tests check that each entry really yields a zero shared secret. X25519
+# ignores the top bit of the last byte (RFC 7748, section 5), so it is masked
+# before comparing. A set lookup costs well under a microsecond, where the
+# former check (generate a key pair, run a Diffie-Hellman) cost most of a seal.
+_SMALL_ORDER_POINTS = frozenset(
+    bytes.fromhex(point)
+    for point in (
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    )
+)
+
+
+def has_small_order(x25519_public: bytes) -> bool:
+    """Whether a 32-byte X25519 public key is a point every shared secret with is zero."""
+    return x25519_public[:31] + bytes([x25519_public[31] & 0x7F]) in _SMALL_ORDER_POINTS
 
 
 def kem_of(key: RecipientKey | PrivateKey) -> str:

@@ -10,15 +10,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, read_secret, write_secret
 from gateway.crypto.keystore import LocalKeystore
-from gateway.identity import dev_issuer
+from gateway.errors import NotFound
+from gateway.identity import dev_issuer as development
 
 AUDIT_SIGNING_KEY = "audit-ed25519.pem"
 AUDIT_HMAC_KEY = "audit-hmac.key"
 URL_HMAC_KEY = "url-hmac.key"
 
 
-def init_keys(keys_dir: Path) -> list[str]:
-    """Create whatever key is missing; never touch one that exists. Returns what was created."""
+def init_keys(keys_dir: Path, *, dev_issuer: bool = False) -> list[str]:
+    """Create whatever key is missing; never touch one that exists. Returns what was created.
+
+    The development token issuer only if ``dev_issuer``: whoever reads its key mints any token.
+    """
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # mkdir's mode applies only to a directory it creates: one that already
     # existed (made by hand, at 0755) would let any local user list and read keys.
@@ -34,8 +38,8 @@ def init_keys(keys_dir: Path) -> list[str]:
         if not (keys_dir / name).exists():
             write_secret(keys_dir / name, os.urandom(32))
             created.append(label)
-    if not (keys_dir / dev_issuer.JWKS_FILE).exists():
-        dev_issuer.create(keys_dir)
+    if dev_issuer and not (keys_dir / development.JWKS_FILE).exists():
+        development.create(keys_dir)
         created.append("development token issuer (EdDSA)")
     return created
 
@@ -48,6 +52,13 @@ class GatewayKeys:
 
     @classmethod
     def load(cls, keys_dir: Path) -> GatewayKeys:
+        # A directory without the signing key is a mistyped WEIGHTGATE_KEYS_DIR (or keys
+        # never made), named as such; a partial one fails below on the missing file.
+        if not (keys_dir / AUDIT_SIGNING_KEY).exists():
+            raise NotFound(
+                f"no gateway keys in {keys_dir.resolve()} (WEIGHTGATE_KEYS_DIR); create them "
+                "with `weightgate keys init`, or point WEIGHTGATE_KEYS_DIR at the gateway's keys"
+            )
         return cls(
             audit_signer=load_ed25519(keys_dir / AUDIT_SIGNING_KEY),
             audit_hmac=read_secret(keys_dir / AUDIT_HMAC_KEY),

@@ -46,6 +46,7 @@ class LocalKeystore:
     def __init__(self, keys_dir: Path) -> None:
         self._dir = keys_dir / "kek"
         self._cache: dict[str, tuple[tuple[int, int], bytes]] = {}
+        self._paths: dict[str, str] = {}
 
     def create(self) -> str:
         """Add a new KEK version and make it current; returns its id."""
@@ -65,9 +66,10 @@ class LocalKeystore:
             raise IntegrityError("unwrap failed")
         path = self._dir / f"{version}.key"
         # Read once, but stat every time: a KEK removed from the keystore stops
-        # working at once, as it would with KMS.
+        # working at once, as it would with KMS. (A plain string stat: this runs
+        # once for every file of every grant.)
         try:
-            info = path.stat()
+            info = os.stat(self._paths.setdefault(kek_id, str(path)))  # noqa: PTH116
         except OSError:
             return read_secret(path)  # raises Unavailable with the reason
         stamp = (info.st_mtime_ns, info.st_size)

@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 
 from gateway.clock import Clock
-from gateway.errors import InvalidInput, Unauthenticated
+from gateway.errors import InvalidInput, TokenExpired, Unauthenticated
 from gateway.identity.dpop import verify_proof
 from gateway.identity.issuers import TrustedIssuer
 from gateway.identity.principal import Principal, Role
@@ -193,7 +193,7 @@ class TokenVerifier:
             if not 0 <= value <= MAX_TIMESTAMP:
                 raise Unauthenticated(f"token {claim} is not a time")
         if payload["exp"] <= now - leeway:
-            raise Unauthenticated("token has expired")
+            raise TokenExpired("token has expired")
         if payload.get("nbf", payload["iat"]) > now + leeway:
             raise Unauthenticated("token is not valid yet")
         # A token without an upper bound on its life is a standing credential;

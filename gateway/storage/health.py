@@ -16,13 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from gateway.clock import Clock
 from gateway.errors import Unavailable, WeightgateError
-from gateway.storage.interfaces import BlobStore, StoredObject
+from gateway.storage.interfaces import BlobStore, ListedBlob, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,13 @@ class MonitoredBlobStore:
             raise
         self._answered()
         return url
+
+    def list_blobs(self, prefix: str) -> Iterator[ListedBlob]:
+        # Operator maintenance (``gc``), off the request path: no health bookkeeping.
+        return self._store.list_blobs(prefix)
+
+    def delete(self, blob: ListedBlob) -> None:
+        self._store.delete(blob)
 
     def check(self) -> None:
         """Check the store itself, whatever is known: this is how it comes back."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
@@ -27,6 +28,22 @@ class StoredObject:
     size: int
 
 
+@dataclass(frozen=True)
+class ListedBlob:
+    """One stored object version, or the leftovers of an upload that never finished.
+
+    ``complete`` is False for an upload that stopped half way (an S3 multipart
+    upload never completed or aborted, a local ``.part`` file): it has no
+    version a record could reference, and deleting it discards what was sent.
+    """
+
+    key: str
+    version: str  # the version id, or the unfinished upload's id
+    size: int
+    modified: datetime  # when the upload began (S3) or was last written (local)
+    complete: bool = True
+
+
 class BlobStore(Protocol):
     def put(self, key: str, source: BinaryIO) -> StoredObject:
         """Store ``source`` under ``key`` durably, streaming in bounded memory."""
@@ -38,4 +55,12 @@ class BlobStore(Protocol):
 
     def check(self) -> None:
         """Raise Unavailable unless the store can be read."""
+        ...
+
+    def list_blobs(self, prefix: str) -> Iterator[ListedBlob]:
+        """Every version (and unfinished upload) whose key starts with ``prefix``, streamed."""
+        ...
+
+    def delete(self, blob: ListedBlob) -> None:
+        """Remove exactly this version (or unfinished upload) for good; absent is not an error."""
         ...

@@ -10,6 +10,7 @@ without the gateway's URL key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import math
@@ -17,18 +18,20 @@ import os
 import re
 import shutil
 import uuid
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote, urlencode
 
 from gateway.clock import Clock
 from gateway.errors import Forbidden, Gone, NotFound, Unavailable
-from gateway.storage.interfaces import StoredObject, check_object_key
+from gateway.storage.interfaces import ListedBlob, StoredObject, check_object_key
 
 BLOB_ROUTE = "/v1/blobs/"
 MAX_URL_LIFETIME_SECONDS = 60
 _VERSION = re.compile(r"^[0-9a-f]{32}$")
+_PARTIAL = re.compile(r"^\.([0-9a-f]{32})\.part$")
 
 
 class LocalBlobStore:
@@ -48,7 +51,10 @@ class LocalBlobStore:
         target = self._path(key, version)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{version}.part")
+        except OSError as exc:
+            raise Unavailable(f"local storage is not writable: {exc.strerror}") from None
+        partial = target.with_name(f".{version}.part")
+        try:
             with partial.open("wb") as sink:
                 shutil.copyfileobj(source, sink, 1 << 20)
                 sink.flush()
@@ -56,8 +62,55 @@ class LocalBlobStore:
             partial.replace(target)
             size = target.stat().st_size
         except OSError as exc:
+            partial.unlink(missing_ok=True)
             raise Unavailable(f"local storage is not writable: {exc.strerror}") from None
+        except BaseException:
+            # Interrupted (Ctrl-C) or the source failed: no half-written file stays behind.
+            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                target.parent.rmdir()
+            raise
         return StoredObject(key, version, size)
+
+    def list_blobs(self, prefix: str) -> Iterator[ListedBlob]:
+        """Versions as ``ROOT/KEY/VERSION``; unfinished ones as ``ROOT/KEY/.VERSION.part``."""
+        # Walk from the deepest directory the prefix names, so listing one key is cheap.
+        start = self._root.joinpath(*prefix.split("/")[:-1])
+        for directory, _dirs, names in os.walk(start):
+            key = Path(directory).relative_to(self._root).as_posix()
+            if not key.startswith(prefix):
+                continue
+            for name in sorted(names):
+                complete = _VERSION.fullmatch(name) is not None
+                partial = _PARTIAL.fullmatch(name)
+                if not complete and partial is None:
+                    continue
+                try:
+                    stat = (Path(directory) / name).stat()
+                except FileNotFoundError:
+                    continue  # renamed into place or removed since the directory was read
+                except OSError as exc:
+                    raise Unavailable(f"local storage is not readable: {exc.strerror}") from None
+                yield ListedBlob(
+                    key,
+                    partial[1] if partial else name,
+                    stat.st_size,
+                    datetime.fromtimestamp(stat.st_mtime, UTC),
+                    complete,
+                )
+
+    def delete(self, blob: ListedBlob) -> None:
+        target = self._path(blob.key, blob.version)
+        if not blob.complete:
+            target = target.with_name(f".{blob.version}.part")
+        try:
+            target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise Unavailable(f"local storage: cannot delete {blob.key}: {exc.strerror}") from None
+        # The key's directory goes with its last version; it stays while other
+        # versions remain or someone is writing one now.
+        with contextlib.suppress(OSError):
+            target.parent.rmdir()
 
     def _signature(self, key: str, version: str, expires: int) -> str:
         message = f"{key}\n{version}\n{expires}".encode()

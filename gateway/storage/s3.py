@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
@@ -40,7 +40,7 @@ from gateway.errors import (
     Unavailable,
     WeightgateError,
 )
-from gateway.storage.interfaces import StoredObject, check_object_key
+from gateway.storage.interfaces import ListedBlob, StoredObject, check_object_key
 
 # The longest a storage URL may live, whatever the caller asks for: the
 # gateway re-checks the grant (expiry, revocation) on every redirect, so a
@@ -88,7 +88,7 @@ DEFAULT_REGION = "us-east-1"
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
-_MISSING = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound"})
+_MISSING = frozenset({"404", "NoSuchKey", "NoSuchVersion", "NotFound", "NoSuchUpload"})
 _UPLOAD_MARK = "weightgate-upload"
 
 T = TypeVar("T")
@@ -249,6 +249,68 @@ class S3BlobStore:
             lambda: self._client.head_bucket(Bucket=self._bucket),
             missing=Unavailable,
         )
+
+    def list_blobs(self, prefix: str) -> Iterator[ListedBlob]:
+        """Every object version under ``prefix``, then every multipart upload never finished.
+
+        Delete markers are skipped: they hold no bytes. An unfinished upload's
+        size is the sum of the parts S3 kept, which it bills for until the
+        upload is aborted.
+        """
+        full = self._prefix + prefix
+        for page in self._pages("list object versions", "list_object_versions", Prefix=full):
+            for version in page.get("Versions", []):
+                yield ListedBlob(
+                    str(version["Key"]).removeprefix(self._prefix),
+                    str(version["VersionId"]),
+                    int(version["Size"]),
+                    version["LastModified"],
+                )
+        for page in self._pages("list unfinished uploads", "list_multipart_uploads", Prefix=full):
+            for upload in page.get("Uploads", []):
+                key, upload_id = str(upload["Key"]), str(upload["UploadId"])
+                yield ListedBlob(
+                    key.removeprefix(self._prefix),
+                    upload_id,
+                    self._parts_size(key, upload_id),
+                    upload["Initiated"],
+                    complete=False,
+                )
+
+    def _parts_size(self, key: str, upload_id: str) -> int:
+        pages = self._pages("list an upload's parts", "list_parts", Key=key, UploadId=upload_id)
+        return sum(int(part["Size"]) for page in pages for part in page.get("Parts", []))
+
+    def _pages(self, action: str, operation: str, **params: str) -> Iterator[dict[str, Any]]:
+        """A listing's pages one at a time (bounded memory), vendor errors translated."""
+        pages = iter(self._uploads.get_paginator(operation).paginate(Bucket=self._bucket, **params))
+        while (page := self._call(action, lambda: next(pages, None))) is not None:
+            yield page
+
+    def delete(self, blob: ListedBlob) -> None:
+        """Delete the version itself (not a delete marker over it), or abort the upload.
+
+        Deleting by version id is permanent: the bytes are gone, not hidden.
+        A bucket under Object Lock refuses, and that refusal is Unavailable.
+        """
+        full_key = self._full_key(blob.key)
+        try:
+            if blob.complete:
+                self._call(
+                    "delete an object version",
+                    lambda: self._uploads.delete_object(
+                        Bucket=self._bucket, Key=full_key, VersionId=blob.version
+                    ),
+                )
+            else:
+                self._call(
+                    "abort an unfinished upload",
+                    lambda: self._uploads.abort_multipart_upload(
+                        Bucket=self._bucket, Key=full_key, UploadId=blob.version
+                    ),
+                )
+        except NotFound:
+            pass  # already gone: what was asked for holds
 
     def _require_versioning(self) -> None:
         # Checked once per process, before the first upload: a bucket whose

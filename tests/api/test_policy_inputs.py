@@ -35,7 +35,7 @@ def gateway_with(
 
     def start(**overrides: Any) -> tuple[str, Services]:
         configured = settings.model_copy(update=overrides)
-        init_keys(configured.keys_dir)
+        init_keys(configured.keys_dir, dev_issuer=True)
         services = build_services(configured, clock)
         services.catalog.add_org(
             "rhein", name="Rhein AI GmbH", hq="DE", parent_hq=None, context=operator()

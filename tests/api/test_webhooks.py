@@ -90,7 +90,7 @@ def test_denials_are_sent_signed_and_admin_routine_is_not(
         configured = settings.model_copy(
             update={"webhook_url": hook.url, "webhook_secret": SecretStr(SECRET.decode())}
         )
-        init_keys(configured.keys_dir)
+        init_keys(configured.keys_dir, dev_issuer=True)
         services = build_services(configured, clock)
         try:
             services.catalog.add_org(

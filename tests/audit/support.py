@@ -44,7 +44,7 @@ class Row:
 
 def decision_event(services: Services, number: int, *, effect: str = "deny") -> dict[str, Any]:
     return build_event(
-        "grant.decide",
+        "grant.deny",
         time=services.clock.now(),
         context=operator(),
         actor={"subject": f"user-{number}", "org": "rhein"},

@@ -1,6 +1,6 @@
 """Append semantics of the audit log: contiguous indices, atomic changes, fail closed, concurrency.
 
-DESIGN invariant 1: nothing leaves the gateway unless its audit entry is
+docs/DESIGN.md invariant 1: nothing leaves the gateway unless its audit entry is
 durable, so an append either commits the entries, the caller's change and the
 new tree head together, or raises and leaves no trace of any of them.
 """
@@ -165,7 +165,7 @@ def test_publisher_signs_the_current_size_only_when_the_tree_grew(services: Serv
 def test_publisher_never_signs_a_forked_history_grown_past_its_last_checkpoint(
     services: Services,
 ) -> None:
-    # DESIGN section 4: an attacker with the database rewrites entry 1 and
+    # docs/AUDIT.md: an attacker with the database rewrites entry 1 and
     # recomputes every leaf, subtree and tree-head row, then grows the log so
     # the head is larger than the signed size 3. The forged head is
     # self-consistent, but no consistency proof leads from the signed root to
@@ -304,7 +304,7 @@ def test_unreachable_database_fails_closed(
 
 
 def test_corrupted_tree_head_is_never_signed_into_a_fork(services: Services) -> None:
-    # DESIGN section 4: a checkpoint inconsistent with an earlier one is never
+    # docs/AUDIT.md: a checkpoint inconsistent with an earlier one is never
     # signed. If the stored frontier no longer matches the stored root (bit rot,
     # or a tamperer), extending it would make the gateway sign a fork of the
     # history it has already signed at size 5.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 
 from gateway.bootstrap import Services
 from gateway.cli.main import EXIT_STATUS, app
-from gateway.errors import IntegrityError
+from gateway.errors import IntegrityError, NotFound
 from tests.audit.support import (
     FILLED,
     FILLED_CHECKPOINTS,
@@ -102,3 +103,52 @@ def test_modified_row_exits_non_zero_naming_the_index(filled: Services) -> None:
     assert result.returncode == EXIT_STATUS[IntegrityError] != 0
     verdict = " ".join(result.stderr.split())
     assert "FAILED verification at index 7: modified" in verdict, result.stderr
+
+
+def _verify_cli(services: Services, *flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(WEIGHTGATE), "audit", "verify", *flags],
+        env=environment(services),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_an_empty_log_is_not_reported_as_verified(services: Services) -> None:
+    # Pointed at the wrong home, a reviewer would otherwise read "ok" about nothing.
+    result = _verify_cli(services)
+    assert result.returncode == EXIT_STATUS[NotFound] == 4
+    assert "ok" not in result.stdout
+    assert "the audit log is empty: there is nothing to verify" in " ".join(result.stderr.split())
+    as_json = _verify_cli(services, "--format", "json")
+    assert as_json.returncode == 4
+    assert json.loads(as_json.stdout)["status"] == "empty"
+
+
+def test_json_verdict_of_an_intact_log(filled: Services) -> None:
+    result = _verify_cli(filled, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    assert verdict == {
+        "status": "ok",
+        "size": FILLED,
+        "verified_from": 0,
+        "checkpoints_in_database": FILLED_CHECKPOINTS,
+        "checkpoints_anchored": FILLED_CHECKPOINTS,
+        "anchor_store": f"file://{filled.settings.home / 'checkpoints'}",
+        "unsigned": 0,
+        "problems": [],
+    }
+
+
+def test_json_verdict_of_a_tampered_log_names_the_index_and_exits_non_zero(
+    filled: Services,
+) -> None:
+    delete_where(filled, first=12, last=12)
+    result = _verify_cli(filled, "--format", "json")
+    assert result.returncode == EXIT_STATUS[IntegrityError]
+    verdict = json.loads(result.stdout)
+    assert verdict["status"] == "failed"
+    assert (verdict["problems"][0]["index"], verdict["problems"][0]["kind"]) == (12, "deleted")

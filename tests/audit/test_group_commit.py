@@ -17,7 +17,7 @@ from tests.conftest import operator
 
 
 def _event(services: Services, n: int) -> dict[str, object]:
-    return build_event("test.append", time=services.clock.now(), context=operator(), n=n)
+    return build_event("quota.set", time=services.clock.now(), context=operator(), quota={"n": n})
 
 
 def test_a_failing_change_fails_only_its_own_request(services: Services) -> None:
@@ -41,7 +41,7 @@ def test_a_failing_change_fails_only_its_own_request(services: Services) -> None
     assert len(refused) == 4 and len(accepted) == 12
     indices = sorted(i for batch in accepted for i in batch)
     assert indices == list(range(24)), "refused requests left no gap and no entry"
-    logged = {r.as_dict()["n"] for r in services.audit.query()}
+    logged = {r.as_dict()["quota"]["n"] for r in services.audit.query()}
     assert logged == {n for n in range(16) if n % 4}
     published = services.publisher.publish()
     assert published is not None and published.size == 24
@@ -97,5 +97,5 @@ def test_an_append_not_started_in_time_is_unavailable_and_never_commits(
         slow.close()
 
     assert not late_change_ran.is_set()
-    assert [r.as_dict()["n"] for r in services.audit.query()] == [1, 3]
+    assert [r.as_dict()["quota"]["n"] for r in services.audit.query()] == [1, 3]
     assert services.audit.tree_state()[0] == 2

@@ -31,7 +31,7 @@ from tests.conftest import mint, operator
 
 
 def _event(services: Services, n: int) -> dict[str, object]:
-    return build_event("test.append", time=services.clock.now(), context=operator(), n=n)
+    return build_event("quota.set", time=services.clock.now(), context=operator(), quota={"n": n})
 
 
 def _fill(services: Services, count: int) -> None:
@@ -48,7 +48,7 @@ def _public(services: Services) -> Ed25519PublicKey:
 @pytest.fixture
 def witnessed(settings: Settings, clock: FixedClock, tmp_path: Path) -> Services:
     """A gateway that accepts cosignatures from the security team's witness key."""
-    init_keys(settings.keys_dir)
+    init_keys(settings.keys_dir, dev_issuer=True)
     witness_key = tmp_path / "witness.pem"
     write_secret(witness_key, ed25519_to_pem(Ed25519PrivateKey.generate()))
     public = load_ed25519(witness_key).public_key().public_bytes_raw()

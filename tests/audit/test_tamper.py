@@ -1,4 +1,4 @@
-"""Tamper drills on the real SQLite log (DESIGN invariant 5).
+"""Tamper drills on the real SQLite log (docs/DESIGN.md invariant 5).
 
 Each test writes 30 entries through the gateway (20 single appends, each
 followed by a publication round, so signed checkpoints of sizes 1..20, then

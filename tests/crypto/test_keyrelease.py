@@ -1,34 +1,33 @@
 """Key release: a data key sealed with HPKE to the client's ephemeral key, bound to one grant.
 
 Besides round trips and tampering, the sealed key is checked against a small
-independent RFC 9180 implementation (base mode, DHKEM(X25519, HKDF-SHA256),
-HKDF-SHA256, AES-256-GCM) in both directions, so a client written in another
-language against the RFC interoperates with what the gateway sends.
+independent RFC 9180 implementation (``hpke_reference``) in both directions,
+so a client written in another language against the RFC interoperates with
+what the gateway sends.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.crypto.keyrelease import (
     HYBRID,
     SUITE_NAMES,
     ClientKeyPair,
     grant_info,
+    has_small_order,
     open_key,
     parse_recipient_key,
     seal_key,
 )
 from gateway.errors import IntegrityError, InvalidInput
+from tests.crypto import hpke_reference
 
 DATA_KEY = bytes(range(100, 132))
 EXPIRES = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -53,57 +52,6 @@ def info(**changes: str) -> bytes:
     )
 
 
-# -- an independent RFC 9180 base-mode implementation ----------------------------------
-
-_KEM_ID, _KDF_ID, _AEAD_ID = 0x0020, 0x0001, 0x0002
-_KEM_SUITE = b"KEM" + _KEM_ID.to_bytes(2, "big")
-_HPKE_SUITE = b"HPKE" + b"".join(i.to_bytes(2, "big") for i in (_KEM_ID, _KDF_ID, _AEAD_ID))
-
-
-def _extract(salt: bytes, ikm: bytes) -> bytes:
-    return hmac.new(salt, ikm, hashlib.sha256).digest()
-
-
-def _labeled_extract(suite: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
-    return _extract(salt, b"HPKE-v1" + suite + label + ikm)
-
-
-def _labeled_expand(suite: bytes, prk: bytes, label: bytes, context: bytes, length: int) -> bytes:
-    labeled = length.to_bytes(2, "big") + b"HPKE-v1" + suite + label + context
-    return HKDFExpand(hashes.SHA256(), length, labeled).derive(prk)
-
-
-def _shared_secret(dh: bytes, enc: bytes, recipient_public: bytes) -> bytes:
-    eae_prk = _labeled_extract(_KEM_SUITE, b"", b"eae_prk", dh)
-    return _labeled_expand(_KEM_SUITE, eae_prk, b"shared_secret", enc + recipient_public, 32)
-
-
-def _key_and_nonce(shared_secret: bytes, grant: bytes) -> tuple[bytes, bytes]:
-    psk_id_hash = _labeled_extract(_HPKE_SUITE, b"", b"psk_id_hash", b"")
-    info_hash = _labeled_extract(_HPKE_SUITE, b"", b"info_hash", grant)
-    context = b"\x00" + psk_id_hash + info_hash  # mode_base
-    secret = _labeled_extract(_HPKE_SUITE, shared_secret, b"secret", b"")
-    key = _labeled_expand(_HPKE_SUITE, secret, b"key", context, 32)
-    nonce = _labeled_expand(_HPKE_SUITE, secret, b"base_nonce", context, 12)
-    return key, nonce
-
-
-def rfc9180_open(sealed: bytes, recipient: X25519PrivateKey, grant: bytes) -> bytes:
-    enc, ciphertext = sealed[:32], sealed[32:]
-    dh = recipient.exchange(X25519PublicKey.from_public_bytes(enc))
-    public = recipient.public_key().public_bytes_raw()
-    key, nonce = _key_and_nonce(_shared_secret(dh, enc, public), grant)
-    return AESGCM(key).decrypt(nonce, ciphertext, b"")
-
-
-def rfc9180_seal(plaintext: bytes, recipient: X25519PublicKey, grant: bytes) -> bytes:
-    ephemeral = X25519PrivateKey.generate()
-    enc = ephemeral.public_key().public_bytes_raw()
-    dh = ephemeral.exchange(recipient)
-    key, nonce = _key_and_nonce(_shared_secret(dh, enc, recipient.public_bytes_raw()), grant)
-    return enc + AESGCM(key).encrypt(nonce, plaintext, b"")
-
-
 # -- tests -----------------------------------------------------------------------------
 
 
@@ -123,12 +71,12 @@ def test_sealed_key_is_enc_plus_aes_256_gcm_ciphertext() -> None:
 def test_sealed_key_opens_with_an_independent_rfc9180_implementation() -> None:
     client = X25519PrivateKey.generate()
     sealed = seal_key(DATA_KEY, client.public_key(), info())
-    assert rfc9180_open(sealed, client, info()) == DATA_KEY
+    assert hpke_reference.open_sealed(sealed, client, info()) == DATA_KEY
 
 
 def test_gateway_opens_what_an_independent_rfc9180_sender_sealed() -> None:
     client = X25519PrivateKey.generate()
-    sealed = rfc9180_seal(DATA_KEY, client.public_key(), info())
+    sealed = hpke_reference.seal(DATA_KEY, client.public_key(), info())
     assert open_key(sealed, client, info()) == DATA_KEY
 
 
@@ -232,21 +180,73 @@ def test_recipient_key_of_the_wrong_length_is_rejected(length: int) -> None:
 
 
 # Points of small order on Curve25519 (u-coordinates, little-endian): every
-# shared secret with them is all zeros, which RFC 9180 and RFC 7748 say to reject.
+# shared secret with them is all zeros, which RFC 9180 and RFC 7748 say to
+# reject. Listed here independently of the gateway's table: order 1 and 2
+# (0 and 1), the two points of order 8, and the encodings of -1, 0 and 1 plus
+# p = 2^255 - 19 that X25519 reduces to the same points.
 LOW_ORDER_POINTS = [
     bytes(32),
     (1).to_bytes(32, "little"),
     bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    (2**255 - 19 - 1).to_bytes(32, "little"),
+    (2**255 - 19).to_bytes(32, "little"),
+    (2**255 - 19 + 1).to_bytes(32, "little"),
 ]
+LOW_ORDER_IDS = ["zero", "one", "order8-a", "order8-b", "p-1", "p", "p+1"]
 
 
-@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=["zero", "one", "order8"])
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=LOW_ORDER_IDS)
 def test_low_order_recipient_key_is_rejected_up_front(point: bytes) -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match="low-order"):
         parse_recipient_key(base64.b64encode(point).decode())
 
 
-@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=["zero", "one", "order8"])
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=LOW_ORDER_IDS)
+def test_low_order_point_with_the_ignored_top_bit_set_is_rejected(point: bytes) -> None:
+    # X25519 clears bit 255 before use, so this is the same point spelled differently.
+    spelled = point[:31] + bytes([point[31] | 0x80])
+    with pytest.raises(InvalidInput, match="low-order"):
+        parse_recipient_key(base64.b64encode(spelled).decode())
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=LOW_ORDER_IDS)
+def test_every_listed_point_really_gives_an_all_zero_shared_secret(point: bytes) -> None:
+    # The cheap table is only right if each entry is a point the full
+    # Diffie-Hellman refuses; cryptography raises on an all-zero result.
+    for top_bit in (0, 0x80):
+        spelled = point[:31] + bytes([point[31] | top_bit])
+        with pytest.raises(ValueError):
+            X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(spelled))
+
+
+@given(
+    st.one_of(
+        st.binary(min_size=32, max_size=32),
+        st.builds(
+            lambda point, top: point[:31] + bytes([point[31] | top]),
+            st.sampled_from(LOW_ORDER_POINTS),
+            st.sampled_from([0, 0x80]),
+        ),
+    )
+)
+def test_cheap_check_agrees_with_a_full_diffie_hellman(raw: bytes) -> None:
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(raw))
+        zero_secret = False
+    except ValueError:
+        zero_secret = True
+    assert has_small_order(raw) == zero_secret
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=LOW_ORDER_IDS)
+def test_low_order_hybrid_key_is_rejected_up_front(point: bytes) -> None:
+    quantum = ClientKeyPair.generate(HYBRID).public_bytes[:1184]
+    with pytest.raises(InvalidInput, match="low-order"):
+        parse_recipient_key(base64.b64encode(quantum + point).decode(), HYBRID)
+
+
+@pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=LOW_ORDER_IDS)
 def test_low_order_recipient_key_never_yields_a_sealed_key(point: bytes) -> None:
     # Whatever layer catches it, the key must never be sealed under an all-zero
     # shared secret (which anyone could compute).

@@ -44,4 +44,6 @@ def settings(tmp_path: Path, idp: IdentityProvider) -> Settings:
         keys_dir=tmp_path / "keys",
         url=f"http://127.0.0.1:{free_port()}",
         issuers_file=path,
+        # Tokens from the development issuer too, beside the provider's: an explicit opt-in.
+        dev_issuer="allow",
     )

@@ -1,11 +1,10 @@
 """Independent copy of the January 2025 tier lists, for checking the shipped pack against.
 
-Copied by hand from the project's research notes, ``reference/countries-2025-01.csv``
-(249 ISO 3166-1 codes with their tier) and ``reference/ai-diffusion-rule.md``
-sections 1-3, which sit beside DESIGN.md. The tests never read those files at run
-time: this module is the second implementation that the pack must agree with, so
-a slip in the pack (a dropped or misspelt member, a wrong ``until``) shows up as
-a mismatch here rather than being copied into the expectation.
+Copied by hand from the January 2025 rule's country lists (249 ISO 3166-1
+codes with their tier), independently of the pack: this module is the second
+implementation that the pack must agree with, so a slip in the pack (a dropped
+or misspelt member, a wrong ``until``) shows up as a mismatch here rather than
+being copied into the expectation.
 
 Every ISO code in neither set is Tier 2 ("all other countries").
 """

@@ -56,7 +56,7 @@ def test_replicas_appending_at_once_make_one_gapless_sequence(pg_services: Servi
         for e in engines
     ]
     start = threading.Barrier(REPLICAS, timeout=60)
-    event = build_event("test.append", time=pg_services.clock.now(), context=operator())
+    event = build_event("quota.set", time=pg_services.clock.now(), context=operator(), quota={})
     published: list[int] = []
 
     def replica(log: AuditLog) -> list[int]:
@@ -124,6 +124,6 @@ def test_an_unreachable_database_grants_nothing(settings: Settings, clock: Fixed
     configured = settings.model_copy(
         update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
     )
-    init_keys(configured.keys_dir)
+    init_keys(configured.keys_dir, dev_issuer=True)
     with pytest.raises(Unavailable, match="database"):
         build_services(configured, clock)

@@ -296,3 +296,34 @@ def test_s3_location_builds_an_s3_store_in_us_east_1_by_default(
 def test_unknown_storage_scheme_is_refused(settings: Settings, clock: FixedClock) -> None:
     with pytest.raises(InvalidInput, match="s3://BUCKET"):
         build_storage(settings.model_copy(update={"storage": "gs://x"}), b"k" * 32, clock=clock)
+
+
+def test_upload_a_killed_process_left_unfinished_is_listed_and_aborted(
+    store: S3BlobStore, s3: Any, bucket: str
+) -> None:
+    # A publish killed outright (no chance to abort) leaves parts S3 keeps, and
+    # bills for, but lists nowhere among the objects.
+    key = "weights/prod/objects/" + "ab" * 16
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"z" * 1234)
+    [listed] = store.list_blobs("objects/")
+    assert (listed.key, listed.version, listed.size, listed.complete) == (
+        "objects/" + "ab" * 16,
+        upload,
+        1234,
+        False,
+    )
+    store.delete(listed)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+    assert list(store.list_blobs("objects/")) == []
+
+
+def test_deleting_a_version_leaves_no_delete_marker_hiding_bytes(
+    store: S3BlobStore, s3: Any, bucket: str
+) -> None:
+    _put(store, "objects/gone", b"ciphertext")
+    [listed] = store.list_blobs("objects/")
+    store.delete(listed)
+    answer = s3.list_object_versions(Bucket=bucket)
+    assert "Versions" not in answer
+    assert "DeleteMarkers" not in answer

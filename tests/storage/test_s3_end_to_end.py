@@ -79,7 +79,7 @@ def s3_gateway(
     configured = settings.model_copy(
         update={"storage": f"s3://{bucket}/{PREFIX}", "s3_endpoint_url": server.url}
     )
-    init_keys(configured.keys_dir)
+    init_keys(configured.keys_dir, dev_issuer=True)
     services = build_services(configured, clock)
     try:
         assert isinstance(services.blobs, S3BlobStore)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import AfterValidator, BeforeValidator
 
 from gateway.api.deps import SecurityReader, ServicesDep
 from gateway.api.problems import problem_response, responses
@@ -20,12 +22,41 @@ from gateway.api.schemas import (
     InclusionProof,
 )
 from gateway.audit import checkpoint
+from gateway.audit.events import EVENTS
 from gateway.audit.receipt import format_receipt
 from gateway.audit.witness import accept_cosignature
 from gateway.bootstrap import Services
 from gateway.errors import NotFound
 
 router = APIRouter(tags=["audit"])
+
+# "+" in a query string means a space, so an offset typed straight into a URL
+# (``since=2026-03-02T10:30+02:00``) arrives as "10:30 02:00". Named, rather
+# than refused as merely malformed, so the reader knows to write %2B.
+_OFFSET_LOST_TO_A_SPACE = re.compile(r".*\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)? \d{2}:?\d{2}")
+
+
+def _offset_kept(value: object) -> object:
+    if isinstance(value, str) and _OFFSET_LOST_TO_A_SPACE.fullmatch(value):
+        raise ValueError(
+            "must be an ISO 8601 date and time; its offset's '+' arrived as a space "
+            "(in a URL, write '+' as %2B)"
+        )
+    return value
+
+
+# Innermost validators run last, so this check comes before DateTimeParam's own.
+InstantParam = Annotated[DateTimeParam, BeforeValidator(_offset_kept)]
+
+
+def _registered(name: str) -> str:
+    # A misspelt type would match nothing and read as "no such events happened".
+    if name not in EVENTS:
+        raise ValueError(f"must be an audit event type: {', '.join(EVENTS)}")
+    return name
+
+
+EventParam = Annotated[str, Query(max_length=64), AfterValidator(_registered)]
 
 
 @router.get("/v1/audit/entries", response_model=AuditEntries, responses=responses(403, 503))
@@ -35,16 +66,19 @@ def audit_entries(
     subject: str | None = None,
     org: str | None = None,
     model: str | None = None,
-    event: str | None = None,
+    event: EventParam | None = None,
     decision: Literal["allow", "deny"] | None = None,
     country: Annotated[str | None, Query(min_length=2, max_length=2)] = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
-    since: DateTimeParam | None = None,
-    until: DateTimeParam | None = None,
+    since: InstantParam | None = None,
+    until: InstantParam | None = None,
     after: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Audit entries matching every filter given (security or admin), paged by index.
+
+    ``since`` and ``until`` compare instants: an offset is honoured and a time
+    without one is UTC.
 
     Each entry is as stored, with its ``leaf_hash``, so a reader can check it
     against the log's signed checkpoints. ``next_after`` pages on.
@@ -66,6 +100,30 @@ def audit_entries(
         "entries": [{**r.as_dict(), "leaf_hash": r.leaf_hash.hex()} for r in rows],
         "next_after": rows[-1].index if len(rows) == limit else None,
     }
+
+
+@router.get(
+    "/v1/audit/entries/{index}/raw",
+    response_class=Response,
+    response_description="The entry's canonical JSON bytes, exactly as hashed into the log.",
+    responses={200: {"content": {"application/json": {}}}, **responses(403, 404, 503)},
+)
+def audit_entry_raw(
+    _reader: SecurityReader,
+    services: ServicesDep,
+    index: Annotated[int, Path(ge=0, le=INT64_MAX)],
+) -> Response:
+    """One entry's exact bytes (security or admin): its leaf hash is SHA-256(0x00 || body).
+
+    A verifier hashes what it received and checks it against an inclusion
+    proof, without re-canonicalising a parsed copy.
+    """
+    stored = services.audit.entry(index)
+    return Response(
+        stored.entry,
+        media_type="application/json",
+        headers={"Weightgate-Leaf-Hash": stored.leaf_hash.hex()},
+    )
 
 
 @router.get(
@@ -104,14 +162,20 @@ def inclusion_proof(
 
 
 @router.get(
-    "/v1/audit/proofs/consistency", response_model=ConsistencyProof, responses=responses(503)
+    "/v1/audit/proofs/consistency",
+    response_model=ConsistencyProof,
+    responses=responses(404, 503),
 )
 def consistency_proof(
     services: ServicesDep,
     start: Annotated[int, Query(alias="from", ge=0, le=INT64_MAX)],
     end: Annotated[int, Query(alias="to", ge=0, le=INT64_MAX)],
 ) -> dict[str, Any]:
-    """The RFC 9162 consistency proof that the tree of ``to`` extends the tree of ``from``."""
+    """The RFC 9162 consistency proof that the tree of ``to`` extends the tree of ``from``.
+
+    ``from`` must be at least 1 (from the empty tree there is nothing to
+    prove: 422); a ``to`` past the log's end is 404.
+    """
     path = services.audit.consistency_proof(start, end)
     return {"from": start, "to": end, "proof": [base64.b64encode(h).decode() for h in path]}
 

@@ -35,7 +35,8 @@ def create_grant(
     """Ask for a model's weights: decided under the export policy, audited, then granted.
 
     Each file's key is sealed to ``recipient_key`` (X25519, or the
-    ML-KEM-768 + X25519 hybrid), so only the requester can decrypt. A denial
+    ML-KEM-768 + X25519 hybrid), so only the requester can decrypt: with
+    ``envelopes: ["v2"]``, through one sealed grant key for the whole grant. A denial
     is a 403 problem with the ``reasons``, and is audited like a grant.
     Nothing is granted unless its audit entry is durable first.
     """
@@ -47,6 +48,7 @@ def create_grant(
         body.recipient_kem,
         include=tuple(body.include),
         exclude=tuple(body.exclude),
+        envelopes=tuple(body.envelopes or ()),
     )
     return services.grants.request_grant(principal, request, context).body
 
