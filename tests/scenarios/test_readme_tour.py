@@ -5,8 +5,8 @@ in order, in one bash process, in a scratch directory that stands for the
 reader's working directory, with ``HOME`` pointed there too. Only the port
 is substituted (8080 becomes a free one). Prepared beforehand is only what
 the tour says the reader has: ``./atlas``, a directory of model weights, and
-the repository's ``docs/examples``, as in a clone. A command whose trailing comment says ``exit N`` must exit
-with N; every other command must exit 0.
+the repository's ``docs/examples``, as in a clone. A command whose trailing
+comment says ``exit N`` must exit with N; every other command must exit 0.
 """
 
 from __future__ import annotations
@@ -158,9 +158,13 @@ def test_every_readme_tour_command_works_as_written(tour_directory: Path) -> Non
     source = tour_directory / "atlas"
     snapshots = list((tour_directory / ".cache/huggingface/hub").glob("models--*/snapshots/*"))
     assert len(snapshots) == 1
-    for copy in (tour_directory / "weights", tour_directory / "weights-via-curl", snapshots[0]):
+    copies = ["weights", "weights-pq", "weights-via-curl", "weights-pune"]
+    for copy in [*(tour_directory / name for name in copies), snapshots[0]]:
         for original in source.iterdir():
             if copy == snapshots[0] and not original.name.endswith(".safetensors"):
                 assert not (copy / original.name).exists()
                 continue
             assert filecmp.cmp(original, copy / original.name, shallow=False), copy
+    # The witness cosigned a checkpoint the gateway then served with its cosignature.
+    assert (tour_directory / "seen.txt").is_file()
+    assert "cosigned" in result.stdout + result.stderr
