@@ -448,3 +448,23 @@ class Problem(TypedDict):
     errors: NotRequired[
         Annotated[list[ValidationIssue], Field(description="what is malformed (422)")]
     ]
+
+
+class ListedFile(_Response):
+    """One file of a revision as the catalog lists it before any grant.
+
+    No SHA-256: the listing is open to any authenticated caller, including
+    one the policy denies, and a hash would let them confirm a leaked copy.
+    """
+
+    path: str
+    size: int = Field(ge=0, description="plaintext bytes, what the file takes on disk")
+    ciphertext_size: int = Field(ge=0, description="bytes in storage, what a download moves")
+
+
+class RevisionFiles(_Response):
+    """The files of one published revision, ordered by path: what a grant of it can cover."""
+
+    model: str
+    revision: str
+    files: list[ListedFile]

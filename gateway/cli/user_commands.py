@@ -70,7 +70,9 @@ def fetch_command(
 ) -> None:
     """Request a grant, download in parallel, decrypt and verify every file; resumes.
 
-    Files already there with the granted SHA-256 are kept, not downloaded again.
+    The disk is checked against the revision's file list before the grant is
+    requested; files already there with the granted SHA-256 are kept, not
+    downloaded again, and when all are there no grant is requested.
     """
     model, _, revision = target.partition("@")
     if not model or target.endswith("@"):

@@ -1,10 +1,13 @@
 """What is already where a fetch writes, judged before anything is asked for or downloaded.
 
-The output directory is checked before the grant is requested, so a mistake
-about it costs no grant, no quota and no audit entry. What each granted file
-finds at its target is judged after the grant (only the grant names the
-files) but before a byte is downloaded: a verified copy is kept, and a file
-that differs is replaced only when the caller says so.
+The output directory, the room on its disk and what each file's target holds
+are checked before the grant is requested, so a mistake about them costs no
+grant, no quota and no audit entry. Before the grant only a size can be
+compared, unless an earlier grant's record names the SHA-256: a size can
+prove a file missing or different, never complete, so what it cannot settle
+is judged again once the grant names the hashes, before a byte is downloaded.
+A verified copy is kept, and a file that differs is replaced only when the
+caller says so.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import stat
 from enum import Enum
 from pathlib import Path
 
-from gateway.errors import InsufficientSpace, InvalidInput, WeightgateError
+from gateway.errors import Conflict, InsufficientSpace, InvalidInput, WeightgateError
+
+PART_SUFFIX = ".weightgate-part"
 
 
 class Found(Enum):
@@ -59,6 +64,19 @@ def inside(root: Path, target: Path) -> Path:
 
 def find(target: Path, size: int, sha256: str) -> Found:
     """What is at ``target`` now; reads the whole file when its size is the granted one."""
+    found = find_by_size(target, size)
+    if found is not None:
+        return found
+    try:
+        with target.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {target}: {exc.strerror}") from None
+    return Found.GRANTED_BYTES if digest == sha256 else Found.OTHER_BYTES
+
+
+def find_by_size(target: Path, size: int) -> Found | None:
+    """What is at ``target`` as far as its size tells; None when only a hash can."""
     try:
         status = target.stat()
     except FileNotFoundError:
@@ -70,14 +88,21 @@ def find(target: Path, size: int, sha256: str) -> Found:
         ) from None
     if not stat.S_ISREG(status.st_mode):
         raise InvalidInput(f"{target} exists and is not a regular file; move it away")
-    if status.st_size != size:
-        return Found.OTHER_BYTES
-    try:
-        with target.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {target}: {exc.strerror}") from None
-    return Found.GRANTED_BYTES if digest == sha256 else Found.OTHER_BYTES
+    return Found.OTHER_BYTES if status.st_size != size else None
+
+
+def partial_of(target: Path) -> Path:
+    """Where a file is written until it verifies, beside its target."""
+    return target.with_name(target.name + PART_SUFFIX)
+
+
+def differing(targets: list[Path]) -> Conflict:
+    """Files that exist and differ, found before the grant or after: kept without ``--force``."""
+    named = ", ".join(str(p) for p in targets[:3]) + (", ..." if len(targets) > 3 else "")
+    return Conflict(
+        f"{len(targets)} file(s) already exist and differ from the published ones "
+        f"({named}); nothing was downloaded: --force replaces them"
+    )
 
 
 def nearest_existing(path: Path) -> Path:

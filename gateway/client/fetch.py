@@ -5,6 +5,12 @@ number of chunks, at most ``workers`` parts are in flight, and each part is
 decrypted and written to its place in the output file before the next is read.
 Parts already written by an interrupted run are not fetched again. A file only
 appears under its real name once its SHA-256 matches the grant.
+
+Before the grant is asked for, the revision's file listing says which files
+it will cover (``listing``), and the disk is judged against that: when
+everything is already there no grant is requested at all, and when the rest
+cannot fit, or a file that differs would be replaced without ``force``, the
+fetch stops having cost nothing.
 """
 
 from __future__ import annotations
@@ -22,25 +28,31 @@ from typing import Any
 import httpx
 
 from gateway.client.destination import (
+    PART_SUFFIX,
     Found,
     allocated,
     check_output_dir,
+    differing,
     find,
+    find_by_size,
     local_failure,
     nearest_existing,
+    partial_of,
 )
-from gateway.client.fetch_record import RecordedFile, Selection, read_record, write_record
+from gateway.client.fetch_record import RecordedFile, read_record, write_record
 from gateway.client.gateway_api import GatewayClient, network_error, public_url
 from gateway.client.grant_session import GrantedFile, GrantSession
 from gateway.client.hf_cache import Layout, PlainLayout
 from gateway.client.journal import JOURNAL_SUFFIX, PartJournal, open_partial
+from gateway.client.listing import Listing, check_granted, list_revision
 from gateway.crypto.fileformat import CHUNK_SIZE, SEALED_CHUNK_SIZE, chunk_count, sealed_span
 from gateway.crypto.keyrelease import X25519, ClientKeyPair
-from gateway.errors import Conflict, InsufficientSpace, IntegrityError, InvalidInput, Unavailable
+from gateway.errors import InsufficientSpace, IntegrityError, InvalidInput, Unavailable
+
+__all__ = ["PART_SUFFIX", "FetchOptions", "FetchedFile", "fetch"]
 
 DEFAULT_PART_CHUNKS = 512  # 8 MiB ranged requests, as S3's performance guide suggests
 STAGING_CHUNKS = 64  # 1 MiB of plaintext decrypted at a time
-PART_SUFFIX = ".weightgate-part"
 Progress = Callable[[int], None]
 
 
@@ -125,24 +137,32 @@ def _fetch(
     if options.workers < 1 or options.part_chunks < 1:
         raise InvalidInput("workers and part size must be positive")
     check_output_dir(out_dir)  # a mistake about the output costs no grant
-    make_layout = options.layout or (lambda _m, _r: PlainLayout(out_dir))
+    listing = list_revision(client, model, revision, options.include, options.exclude)
+    layout = (options.layout or (lambda _m, _r: PlainLayout(out_dir)))(
+        listing.model, listing.revision
+    )
+    record = layout.record(listing.model, listing.revision)
+    recorded = {f.path: f for f in read_record(record, listing.model, listing.revision) or []}
     verified: dict[Path, str] = {}  # target -> SHA-256 hashed on disk during this run
-    if revision:
-        layout = make_layout(model, revision)
-        selection = _selection(model, revision, options)
-        kept = _fetched_before(selection, layout, out_dir, options, verified)
-        if kept is not None:
-            if progress is not None:
-                progress(sum(f.size for f in kept))
-            return kept
+    kept = _before_grant(
+        listing, recorded, layout, out_dir=out_dir, options=options, verified=verified
+    )
+    if kept is not None:
+        if progress is not None:
+            progress(sum(f.size for f in kept))
+        return kept
     keys = ClientKeyPair.generate(options.kem)
-    session = GrantSession(client, _grant_request(model, revision, options, keys), keys)
+    # Pinned to the listed revision: a publish since cannot change what was judged.
+    session = GrantSession(client, _grant_request(listing, options, keys), keys)
     grant = session.start()
+    check_granted(listing, grant, session.files)
     if on_grant is not None:
         on_grant(grant)
-    layout = make_layout(grant["model"], grant["revision"])
     plan = _plan(session.files, layout, force=options.force, verified=verified)
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Kept before the download, so an interrupted fetch is judged by hash next time.
+    recorded.update({f.path: RecordedFile(f.path, f.size, f.sha256) for f in session.files})
+    write_record(record, listing.model, listing.revision, sorted(recorded.values(), key=_path))
     jobs: list[_Job] = []
     try:
         jobs.extend(_prepare(file, target, options.part_chunks) for file, target in plan.download)
@@ -159,13 +179,7 @@ def _fetch(
             visible = layout.finish(file.path, file.sha256)
             reused = layout.target(file.path, file.sha256) in in_place
             done[file.path] = FetchedFile(visible, file.size, file.sha256, reused=reused)
-        fetched = [done[file.path] for file in session.files]
-        write_record(
-            layout.record(grant["model"], grant["revision"]),
-            _selection(grant["model"], grant["revision"], options),
-            [RecordedFile(f.path, f.size, f.sha256) for f in session.files],
-        )
-        return fetched
+        return [done[file.path] for file in session.files]
     finally:
         for job in jobs:
             job.journal.close()
@@ -173,37 +187,57 @@ def _fetch(
                 os.close(job.fd)
 
 
-def _selection(model: str, revision: str, options: FetchOptions) -> Selection:
-    return Selection(model, revision, options.include, options.exclude)
+def _path(file: RecordedFile) -> str:
+    return file.path
 
 
-def _fetched_before(
-    selection: Selection,
+def _before_grant(
+    listing: Listing,
+    recorded: dict[str, RecordedFile],
     layout: Layout,
+    *,
     out_dir: Path,
     options: FetchOptions,
     verified: dict[Path, str],
 ) -> list[FetchedFile] | None:
-    """Before any grant: the files an earlier fetch of this selection recorded, if all verify.
+    """Before any grant: every listed file, if all are here and verify; else None, if there is room.
 
-    When some are missing or wrong, say so now if the disk cannot hold them,
-    and leave the rest to the grant; the hashes computed here are not redone.
+    A file an earlier grant recorded is hashed against the record; any other
+    is judged by its size alone, which can show it missing or different but
+    never complete. So this refuses only what is certain: what a size cannot
+    settle (or a Hugging Face blob, named by a hash not yet known) is judged
+    again once the grant names the hashes, and the hashes computed here are
+    not redone.
     """
-    recorded = read_record(layout.record(selection.model, selection.revision), selection)
-    if recorded is None:
-        return None
-    missing: list[tuple[RecordedFile, Path]] = []
-    for file in recorded:
-        target = layout.target(file.path, file.sha256)
-        if verified.get(target) == file.sha256:
+    complete: list[RecordedFile] = []
+    found_differing: list[Path] = []
+    counted: set[Path] = set()
+    needed = 0
+    for file in listing.files:
+        record = recorded.get(file.path)
+        sha256 = record.sha256 if record is not None and record.size == file.size else None
+        target = layout.target(file.path, sha256) if sha256 else layout.place(file.path)
+        if target is None:
+            needed += file.size
             continue
-        if find(target, file.size, file.sha256) is Found.GRANTED_BYTES:
-            verified[target] = file.sha256
-        else:
-            missing.append((file, target))
-    if not missing:
-        return [_keep(f.path, f.size, f.sha256, layout) for f in recorded]
-    needed = sum(max(0, f.size - allocated(t.with_name(t.name + PART_SUFFIX))) for f, t in missing)
+        if sha256 is not None and verified.get(target) == sha256:
+            complete.append(RecordedFile(file.path, file.size, sha256))
+            continue
+        found = find(target, file.size, sha256) if sha256 else find_by_size(target, file.size)
+        if found is None or target in counted:
+            continue
+        counted.add(target)
+        if found is Found.GRANTED_BYTES and sha256 is not None:
+            verified[target] = sha256
+            complete.append(RecordedFile(file.path, file.size, sha256))
+            continue
+        if found is Found.OTHER_BYTES and not (options.force or layout.names_by_content):
+            found_differing.append(target)
+        needed += max(0, file.size - allocated(partial_of(target)))
+    if len(complete) == len(listing.files):
+        return [_keep(f.path, f.size, f.sha256, layout) for f in complete]
+    if found_differing:
+        raise differing(found_differing)
     _require_space(needed, out_dir, options)
     return None
 
@@ -225,7 +259,7 @@ def _plan(
     """
     plan = _Plan()
     planned: set[Path] = set()
-    differing: list[Path] = []
+    found_differing: list[Path] = []
     for file in files:
         target = layout.target(file.path, file.sha256)
         if target in planned:
@@ -240,14 +274,10 @@ def _plan(
             plan.present.append(file)
             continue
         if found is Found.OTHER_BYTES and not (force or layout.names_by_content):
-            differing.append(target)
+            found_differing.append(target)
         plan.download.append((file, target))
-    if differing:
-        named = ", ".join(str(p) for p in differing[:3]) + (", ..." if len(differing) > 3 else "")
-        raise Conflict(
-            f"{len(differing)} file(s) already exist and differ from the granted ones "
-            f"({named}); nothing was downloaded: --force replaces them"
-        )
+    if found_differing:
+        raise differing(found_differing)
     return plan
 
 
@@ -283,16 +313,13 @@ def _download(
             raise
 
 
-def _grant_request(
-    model: str, revision: str | None, options: FetchOptions, keys: ClientKeyPair
-) -> dict[str, Any]:
+def _grant_request(listing: Listing, options: FetchOptions, keys: ClientKeyPair) -> dict[str, Any]:
     request: dict[str, Any] = {
-        "model": model,
+        "model": listing.model,
+        "revision": listing.revision,
         "recipient_key": keys.recipient_key(),
         "recipient_kem": keys.kem,
     }
-    if revision:
-        request["revision"] = revision
     if options.include:
         request["include"] = list(options.include)
     if options.exclude:
@@ -301,7 +328,7 @@ def _grant_request(
 
 
 def _prepare(file: GrantedFile, target: Path, part_chunks: int) -> _Job:
-    partial = target.with_name(target.name + PART_SUFFIX)
+    partial = partial_of(target)
     identity = {
         "file_version": file.file_version,
         "sha256": file.sha256,
@@ -317,7 +344,7 @@ def _prepare(file: GrantedFile, target: Path, part_chunks: int) -> _Job:
 
 def _discard_partial(target: Path) -> None:
     """Remove what an earlier run left beside a file now verified in place."""
-    partial = target.with_name(target.name + PART_SUFFIX)
+    partial = partial_of(target)
     partial.with_name(partial.name + JOURNAL_SUFFIX).unlink(missing_ok=True)
     partial.unlink(missing_ok=True)
 

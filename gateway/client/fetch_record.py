@@ -1,13 +1,14 @@
-"""What a finished fetch wrote, kept beside it, so that a re-run can be judged before any grant.
+"""The files granted for a revision, kept beside them, so a re-run can be judged before any grant.
 
-A revision, once published, never changes, so the files a grant named for
-MODEL@REV with the same ``--include``/``--exclude`` are the files a new grant
-would name. A re-run of a pinned revision reads this record and hashes what
-is on disk: when every file is there with its SHA-256 the fetch is done
-without asking the gateway for anything, so it costs no grant and no quota;
-otherwise the free disk space is checked against what is missing before the
-grant is requested. A record that is missing, unreadable or for another
-selection is ignored, and the gateway is asked as on a first fetch.
+A revision, once published, never changes, so a file's SHA-256 recorded from
+one grant of MODEL@REV holds for every later fetch of it, whatever its
+``--include``/``--exclude``; the record keeps every file any grant of the
+revision named here. It is written once a grant is issued, before the
+download, so a finished fetch and an interrupted one both leave it. A re-run
+hashes what is on disk against it: when every file it wants is there with
+its SHA-256 the fetch is done without a grant, so it costs no quota. A
+record that is missing, unreadable or for another revision is ignored, and
+files are judged by their listed sizes as on a first fetch.
 """
 
 from __future__ import annotations
@@ -29,21 +30,13 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
-class Selection:
-    model: str
-    revision: str
-    include: tuple[str, ...]
-    exclude: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class RecordedFile:
     path: str
     size: int
     sha256: str
 
 
-def write_record(where: Path, selection: Selection, files: list[RecordedFile]) -> bool:
+def write_record(where: Path, model: str, revision: str, files: list[RecordedFile]) -> bool:
     """Write atomically (a record is the whole list or absent); say whether it was written.
 
     The files are already verified in place when this runs: failing to keep
@@ -51,7 +44,8 @@ def write_record(where: Path, selection: Selection, files: list[RecordedFile]) -
     """
     body = {
         "version": _VERSION,
-        **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(selection).items()},
+        "model": model,
+        "revision": revision,
         "files": [asdict(f) for f in files],
     }
     temporary = where.with_name(where.name + ".tmp")
@@ -66,21 +60,15 @@ def write_record(where: Path, selection: Selection, files: list[RecordedFile]) -
     return True
 
 
-def read_record(where: Path, selection: Selection) -> list[RecordedFile] | None:
-    """The files recorded for exactly ``selection``, or None if there is no usable record."""
+def read_record(where: Path, model: str, revision: str) -> list[RecordedFile] | None:
+    """The files recorded for ``model@revision``, or None if there is no usable record."""
     try:
         if where.stat().st_size > _LARGEST:
             return None
         body: Any = json.loads(where.read_text(encoding="utf-8"))
         if not isinstance(body, dict) or body.get("version") != _VERSION:
             return None
-        recorded = Selection(
-            str(body["model"]),
-            str(body["revision"]),
-            tuple(str(p) for p in body["include"]),
-            tuple(str(p) for p in body["exclude"]),
-        )
-        if recorded != selection:
+        if (body["model"], body["revision"]) != (model, revision):
             return None
         files = [_file(entry) for entry in body["files"]]
     except (OSError, ValueError, KeyError, TypeError, InvalidInput):

@@ -29,6 +29,10 @@ class Layout(Protocol):
         """Where the verified file is renamed to; never through a symlink leading elsewhere."""
         ...
 
+    def place(self, path: str) -> Path | None:
+        """Where the file goes when only its path is known: None when its name is its content."""
+        ...
+
     def finish(self, path: str, sha256: str) -> Path:
         """Make the file visible under its name; returns that path."""
         ...
@@ -45,6 +49,9 @@ class PlainLayout:
         self._root = root
 
     def target(self, path: str, sha256: str) -> Path:  # noqa: ARG002 - same for every file
+        return inside(self._root, self._root / path)
+
+    def place(self, path: str) -> Path:
         return inside(self._root, self._root / path)
 
     def finish(self, path: str, sha256: str) -> Path:
@@ -71,6 +78,9 @@ class HuggingFaceLayout:
 
     def target(self, path: str, sha256: str) -> Path:  # noqa: ARG002 - blobs are by content
         return inside(self._cache, self._repo / "blobs" / sha256)
+
+    def place(self, path: str) -> None:  # noqa: ARG002 - blobs are named by content
+        return None
 
     def finish(self, path: str, sha256: str) -> Path:
         link = self._repo / "snapshots" / self._commit / path

@@ -1,4 +1,4 @@
-"""The fetch record reads back exactly, and only for the selection it was made for."""
+"""The fetch record reads back exactly, and only for the model and revision it was made for."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from gateway.client.fetch_record import (
     RecordedFile,
-    Selection,
     plain_record,
     read_record,
     write_record,
@@ -27,34 +26,27 @@ _FILES = st.lists(
     min_size=1,
     max_size=8,
 )
-_SELECTION = st.builds(
-    Selection,
-    model=st.just("acme/frontier-1"),
-    revision=_NAME,
-    include=st.lists(st.text(max_size=10), max_size=3).map(tuple),
-    exclude=st.lists(st.text(max_size=10), max_size=3).map(tuple),
-)
+_MODEL = st.sampled_from(["acme/frontier-1", "acme/frontier-2", "frontier-1"])
 
 
-@given(files=_FILES, selection=_SELECTION, other=_SELECTION)
-def test_a_record_reads_back_only_for_its_own_selection(
-    files: list[RecordedFile], selection: Selection, other: Selection
+@given(files=_FILES, model=_MODEL, revision=_NAME, other_model=_MODEL, other_revision=_NAME)
+def test_a_record_reads_back_only_for_its_own_revision(
+    files: list[RecordedFile], model: str, revision: str, other_model: str, other_revision: str
 ) -> None:
     with tempfile.TemporaryDirectory() as scratch:
-        where = plain_record(Path(scratch), selection.model, selection.revision)
-        write_record(where, selection, files)
-        assert read_record(where, selection) == files
-        if other != selection:
-            assert read_record(where, other) is None
+        where = plain_record(Path(scratch), model, revision)
+        write_record(where, model, revision, files)
+        assert read_record(where, model, revision) == files
+        if (other_model, other_revision) != (model, revision):
+            assert read_record(where, other_model, other_revision) is None
 
 
 def test_a_damaged_or_foreign_record_is_ignored(tmp_path: Path) -> None:
-    selection = Selection("acme/m", "r1", (), ())
     where = tmp_path / "r.json"
     for text in ("", "[]", "{", '{"version": 2}', '{"version": 1, "model": "acme/m"}'):
         where.write_text(text)
-        assert read_record(where, selection) is None
-    assert read_record(tmp_path / "absent.json", selection) is None
+        assert read_record(where, "acme/m", "r1") is None
+    assert read_record(tmp_path / "absent.json", "acme/m", "r1") is None
 
 
 def test_records_of_different_models_never_share_a_file(tmp_path: Path) -> None:

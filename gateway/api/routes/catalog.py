@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from gateway.api.deps import Admin, ContextDep, PrincipalDep, SecurityReader, ServicesDep
 from gateway.api.problems import responses
 from gateway.api.schemas import (
     Decision,
     ExplainBody,
+    ListedFile,
     ModelInfo,
     ModelList,
     OrgBody,
@@ -19,9 +20,12 @@ from gateway.api.schemas import (
     OrgView,
     PolicySummary,
     ReloadBody,
+    RevisionFiles,
 )
 from gateway.catalog import OrgView as Registered
 from gateway.context.policy_source import pack_summary
+from gateway.errors import NotFound
+from gateway.names import check_model_id, check_revision
 from gateway.policy.explain import explain
 
 router = APIRouter()
@@ -41,6 +45,38 @@ def list_models(_principal: PrincipalDep, services: ServicesDep) -> ModelList:
             )
             for m in services.catalog.models()
         ]
+    )
+
+
+# A model id is ORG/NAME, so it takes the path converter; the regex in
+# gateway.names then admits at most one slash, and the lengths are capped
+# before it runs.
+@router.get(
+    "/v1/models/{model:path}/revisions/{revision}/files",
+    tags=["catalog"],
+    responses=responses(404, 503),
+)
+def list_revision_files(
+    model: Annotated[str, Path(max_length=129)],
+    revision: Annotated[str, Path(max_length=64)],
+    _principal: PrincipalDep,
+    services: ServicesDep,
+) -> RevisionFiles:
+    """The files of one revision, with their sizes: what a grant of it would cover.
+
+    A client checks its disk against this before it asks for a grant. It is
+    catalog data, so it carries no SHA-256 (see docs/SECURITY.md).
+    """
+    found = services.catalog.model(check_model_id(model))
+    if check_revision(revision) not in found.revisions:
+        raise NotFound(f"{found.id} has no revision {revision!r}")
+    return RevisionFiles(
+        model=found.id,
+        revision=revision,
+        files=[
+            ListedFile(path=f.path, size=f.plaintext_size, ciphertext_size=f.ciphertext_size)
+            for f in services.catalog.files(found.id, revision)
+        ],
     )
 
 
