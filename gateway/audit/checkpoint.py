@@ -109,7 +109,7 @@ class NoteSignature:
         return f"{_DASH} {self.name} {self.encoded}"
 
 
-def _valid_name(name: str) -> bool:
+def valid_key_name(name: str) -> bool:
     # signed-note: "Key names MUST be non-empty and MUST NOT contain any
     # Unicode spaces or plus (U+002B) characters."
     return bool(name) and "+" not in name and not any(c.isspace() for c in name)
@@ -125,7 +125,7 @@ def _parse_signature(line: str) -> NoteSignature | None:
     except ValueError:  # binascii.Error, or non-ASCII text
         return None
     # A key id and at least one byte of signature, as Go's note.Open demands.
-    if not _valid_name(name) or len(blob) < 5:
+    if not valid_key_name(name) or len(blob) < 5:
         return None
     return NoteSignature(name, blob, encoded)
 
@@ -175,7 +175,7 @@ def cosign(note: str, name: str, key: Ed25519PrivateKey, timestamp: int) -> str:
     ``timestamp``, this is the largest consistent tree the witness has seen for
     the origin, so the caller must have checked consistency first.
     """
-    if not _valid_name(name):
+    if not valid_key_name(name):
         raise InvalidInput(f"{name!r} is not a valid signed-note key name")
     if isinstance(timestamp, bool) or not 0 <= timestamp <= _MAX_TIMESTAMP:
         raise InvalidInput(f"cosignature timestamp {timestamp} is out of range")

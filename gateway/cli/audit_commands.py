@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from gateway.audit import checkpoint
 from gateway.cli.common import literal, operator_services
-from gateway.errors import IntegrityError, InvalidInput, NotFound, Unavailable
+from gateway.errors import IntegrityError, InvalidInput, NotFound, NotYetCovered, Unavailable
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -181,13 +182,23 @@ def _anchored(store: AnchorStore, *, explicit: bool, audit: AuditLog) -> list[An
 
 
 @app.command("prove")
-def prove(index: Annotated[int, typer.Argument(min=0, metavar="INDEX")]) -> None:
+def prove(
+    index: Annotated[int, typer.Argument(min=0, metavar="INDEX")],
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=600,
+            help="Seconds to wait for a checkpoint to cover a new entry (default: answer at once).",
+        ),
+    ] = 0,
+) -> None:
     """Print entry INDEX's receipt (c2sp.org/tlog-proof) against the latest checkpoint, checked."""
     from gateway.audit.receipt import format_receipt, parse_receipt, verify_receipt
 
     services = operator_services()
     audit = services.audit
-    note, leaf, path = audit.receipt_material(index)
+    note, leaf, path = _covered(audit, index, wait)
     size = checkpoint.verify(note, audit.origin, audit.public_key).size
     text = format_receipt(index, path, note)
     verify_receipt(parse_receipt(text), leaf, audit.origin, services.keys.audit_signer.public_key())
@@ -197,6 +208,19 @@ def prove(index: Annotated[int, typer.Argument(min=0, metavar="INDEX")]) -> None
     )
 
 
+def _covered(audit: AuditLog, index: int, wait: float) -> tuple[str, bytes, list[bytes]]:
+    """The receipt's material once a checkpoint covers ``index``, waiting up to ``wait`` s."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return audit.receipt_material(index)
+        except NotYetCovered:
+            if time.monotonic() >= deadline:
+                raise
+            # The publisher signs at most once an interval; ask again a little after.
+            time.sleep(min(audit.checkpoint_interval / 4, max(0.0, deadline - time.monotonic())))
+
+
 @app.command("public-key")
 def public_key() -> None:
     """Print the audit signing key's public half (base64), for witnesses and verifiers."""
@@ -204,6 +228,32 @@ def public_key() -> None:
 
     key = operator_services().keys.audit_signer.public_key()
     typer.echo(base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode())
+
+
+@app.command("witness-key")
+def witness_key(
+    key: Annotated[
+        Path, typer.Argument(metavar="KEY", help="The witness's Ed25519 key (PEM); made if absent.")
+    ],
+    name: Annotated[str, typer.Option(help="The witness's name in signed notes.")],
+) -> None:
+    """Print the witness's entry for WEIGHTGATE_WITNESSES_FILE; makes the key first if need be.
+
+    The key stays with the witness (its own trust domain); only the printed
+    public half goes to the gateway's operator.
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.crypto.keyfiles import ed25519_to_pem, load_ed25519, write_secret
+    from gateway.names import is_printable
+
+    if not (len(name) <= 200 and is_printable(name) and checkpoint.valid_key_name(name)):
+        raise InvalidInput("--name must be 1-200 printable characters, with no space and no '+'")
+    if not key.exists():
+        write_secret(key, ed25519_to_pem(Ed25519PrivateKey.generate()))
+    raw = load_ed25519(key).public_key().public_bytes_raw()
+    entry = {"name": name, "public_key": base64.b64encode(raw).decode()}
+    typer.echo(json.dumps([entry], indent=2))
 
 
 @app.command("witness")

@@ -57,8 +57,9 @@ def propose(
     models: Annotated[str, typer.Option(help="Comma-separated model ids, or *.")],
     until: Annotated[str, typer.Option(help="Last day it is valid (YYYY-MM-DD).")],
     reason: Annotated[str, typer.Option(help="Why; kept in the audit log.")],
+    output: FormatOption = ListFormat.TABLE,
 ) -> None:
-    """Propose an exemption; a different admin must approve it."""
+    """Propose an exemption; a different admin must approve it (`--format json` for its id)."""
     last_day = parse_day(until, what="--until")
     if last_day is None:
         raise InvalidInput("--until is required")
@@ -73,7 +74,11 @@ def propose(
         "until": last_day.isoformat(),
         "reason": reason,
     }
-    _show(api_call("POST", "/v1/exemptions", json=body))
+    proposed = api_call("POST", "/v1/exemptions", json=body)
+    if output is ListFormat.JSON:
+        print_listing(output, proposed, "")
+    else:
+        _show(proposed)
 
 
 @app.command("approve")

@@ -47,5 +47,6 @@ NEEDS: dict[str, str] = {
     "audit prove": _HOST,
     "audit public-key": _KEYS,
     "audit query": _HOST + "; with --remote instead " + _api("security or admin role"),
+    "audit witness-key": "nothing: it writes the witness's key and prints its public half",
     "audit witness": _api("security or admin role") + " (only to post its cosignature)",
 }

@@ -39,7 +39,7 @@ from gateway.crypto.keyrelease import HYBRID, X25519, ClientKeyPair
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity.dpop import load_proof_key
 from gateway.policy.decision import Decision
-from gateway.policy.diff import decision_changes, tier_changes
+from gateway.policy.diff import TierChange, decision_changes, tier_changes
 from gateway.policy.explain import explain
 from gateway.policy.pack import load_pack
 
@@ -228,10 +228,7 @@ def policy_diff(
             f"[bold]{a.name} {a.version}[/] on {on_a} -> [bold]{b.name} {b.version}[/] on {on_b}",
             highlight=False,
         )
-        table = Table("country", "name", "tier before", "tier after", title="countries")
-        for change in changes:
-            table.add_row(change.country, change.name, str(change.before), str(change.after))
-        out.print(table if changes else "countries: no tier changes")
+        out.print(_tier_change_table(changes) if changes else "countries: no tier changes")
     try:
         services = operator_services()
     except WeightgateError as exc:
@@ -279,6 +276,27 @@ def policy_diff(
         out.print(literal(f"exemption {line}"))
     if not changed:
         out.print("exemptions: none would cover differently")
+
+
+# A move shared by more countries than this is one row of codes, not a row each:
+# a pack that drops a tier moves a hundred and more at once.
+_NAMED_MOVES = 10
+
+
+def _tier_change_table(changes: list[TierChange]) -> Table:
+    """One row per country, or per move (before -> after) when many countries share it."""
+    moves: dict[tuple[int, int], list[TierChange]] = {}
+    for change in changes:
+        moves.setdefault((change.before, change.after), []).append(change)
+    table = Table("country", "name", "tier before", "tier after", title="countries")
+    for (before, after), moved in sorted(moves.items()):
+        if len(moved) <= _NAMED_MOVES:
+            for change in moved:
+                table.add_row(change.country, change.name, str(before), str(after))
+        else:
+            codes = " ".join(change.country for change in moved)
+            table.add_row(f"{len(moved)} countries", codes, str(before), str(after))
+    return table
 
 
 def print_decision(out: Console, decision: Decision) -> None:

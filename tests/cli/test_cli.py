@@ -37,17 +37,6 @@ COMMANDS = [
 ]
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTGATE_")}
-    base.update(
-        WEIGHTGATE_HOME=str(tmp_path / "home"),
-        WEIGHTGATE_KEYS_DIR=str(tmp_path / "keys"),
-        COLUMNS="250",  # tables as on a wide terminal, so cells are not wrapped
-    )
-    return base
-
-
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [WEIGHTGATE, *args], env=env, capture_output=True, text=True, timeout=60, check=False
@@ -222,6 +211,24 @@ def test_policy_diff_shows_countries_and_the_organisations_a_change_would_move(
     )
     assert "no tier changes" in unchanged.stdout
     assert "none decided differently" in unchanged.stdout
+
+
+def test_policy_diff_groups_a_move_many_countries_share(env: dict[str, str]) -> None:
+    """A pack dropping Tier 2 moves over a hundred countries: one row of codes, not a page."""
+    example = Path(__file__).parents[2] / "docs/examples/non-enforcement-2025-05.toml"
+    args = ("policy", "diff", "ai-diffusion-2025", str(example), "--at", "2026-12-01")
+    table = run(env, *args)
+    assert table.returncode == 0, table.stderr
+    listed = run(env, *args, "--format", "json")
+    moved = [
+        c
+        for c in json.loads(listed.stdout)["countries"]
+        if (c["tier_before"], c["tier_after"]) == (2, 1)
+    ]
+    assert len(moved) > 100 and {"IN", "KH", "IL"} <= {c["country"] for c in moved}
+    assert f"{len(moved)} countries" in table.stdout
+    assert "Cambodia" not in table.stdout  # named one by one only when few share a move
+    assert len(table.stdout.splitlines()) < 60
 
 
 def test_publish_records_the_classification_basis(env: dict[str, str], tmp_path: Path) -> None:
