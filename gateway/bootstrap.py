@@ -195,7 +195,10 @@ def state_location(settings: Settings) -> tuple[str, str]:
 
 def create_state(settings: Settings) -> bool:
     """Create the state if it is missing (``keys init``, a first ``serve``); True if this did."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    if settings.database_url is None:
+        # SQLite lives under the home; with a database URL (a deploy job on a
+        # read-only filesystem, say) nothing local is needed.
+        settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url())
     try:
         existed = inspect(engine).has_table(_SCHEMA_MARKER)

@@ -19,6 +19,8 @@ _PACKS = "nothing but the packs; reads WEIGHTGATE_POLICY and WEIGHTGATE_POLICY_D
 NEEDS: dict[str, str] = {
     "keys init": _KEYS,
     "token mint": _KEYS + " (the development issuer; local use and tests only)",
+    "migrate": "the gateway's host or a deploy job, no token; reads WEIGHTGATE_HOME and "
+    "WEIGHTGATE_DATABASE_URL",
     "serve": _HOST,
     "demo": "nothing: it makes its own keys and state in a temporary directory",
     "orgs add": _HOST,

@@ -84,6 +84,23 @@ def keys_init(
         console.print(f"all keys already exist in {settings.keys_dir.resolve()}; nothing changed")
 
 
+def migrate_command() -> None:
+    """Bring the database's schema to the newest revision and exit: a deploy's one-shot step.
+
+    Every replica also migrates at start, under a lock; running this first makes a
+    migration that fails stop the deploy before any replica is replaced.
+    """
+    from gateway.bootstrap import create_state, state_location
+
+    settings = Settings()
+    created = create_state(settings)
+    variable, where = state_location(settings)
+    if created:
+        console.print(f"created the gateway's state in {where} ({variable})", highlight=False)
+    else:
+        console.print(f"the gateway's state in {where} is at the newest schema", highlight=False)
+
+
 @token_app.command("mint")
 def token_mint(
     sub: Annotated[str, typer.Option(help="Subject (user or workload id).")],
@@ -388,5 +405,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(token_app, name="token")
     app.add_typer(orgs_app, name="orgs")
     app.add_typer(models_app, name="models")
+    app.command("migrate")(migrate_command)
     app.command("serve")(serve)
     app.command("demo")(demo)

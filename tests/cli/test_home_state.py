@@ -124,3 +124,19 @@ def test_a_database_without_the_schema_is_refused_until_keys_init(
     added = run(env, "orgs", "add", "rhein", "--name", "Rhein AI", "--hq", "DE")
     assert added.returncode == 0, added.stderr
     assert "rhein" in run(env, "orgs", "list").stdout
+
+
+def test_migrate_creates_the_schema_once_and_then_finds_it_at_head(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """The deploy job's step: a database URL and nothing local (a read-only filesystem)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEIGHTGATE_")}
+    env |= {"WEIGHTGATE_DATABASE_URL": postgres_url, "WEIGHTGATE_HOME": str(tmp_path / "nowhere")}
+    first = run(env, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "created the gateway's state" in first.stdout
+    again = run(env, "migrate")
+    assert again.returncode == 0, again.stderr
+    assert "at the newest schema" in again.stdout
+    assert not (tmp_path / "nowhere").exists()
+    assert "audit_entries" in inspect(create_engine(postgres_url)).get_table_names()

@@ -118,7 +118,7 @@ def test_healthchecks_and_one_shot_init_services(tmp_path: Path) -> None:
         assert "healthcheck" not in services[name]
     init = "\n".join(services["init"]["command"])
     assert "weightgate keys init" in init
-    assert "migrate(make_engine(" in init
+    assert "weightgate migrate" in init
     buckets = "\n".join(services["buckets"]["command"])
     assert "mc version enable local/weightgate-weights" in buckets
     assert "--with-lock local/weightgate-audit" in buckets
