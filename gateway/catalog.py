@@ -33,6 +33,7 @@ from gateway.policy.classification import classify
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 from gateway.recent import RecentCache
+from gateway.screening import ScreeningService
 from gateway.state.database import read
 from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
@@ -67,8 +68,11 @@ class Catalog:
         keystore: Keystore,
         blobs: BlobStore,
         clock: Clock,
+        screening: ScreeningService | None = None,
     ) -> None:
         self._sessions = sessions
+        # Organisations are screened in the transaction that registers or changes them.
+        self._screening = screening
         self._audit = audit
         self._keystore = keystore
         self._blobs = blobs
@@ -114,6 +118,9 @@ class Catalog:
                     created_at=now,
                 )
             )
+            if self._screening is not None:
+                session.flush()  # the organisation's row before the result that refers to it
+                self._screening.store(session, org.id, [org.name, *org.aliases])
 
         event = build_event(
             "org.add",
@@ -170,6 +177,8 @@ class Catalog:
                 raise NotFound(f"no organisation {org_id!r}")
             row.name, row.hq_country, row.parent_hq_country = after.name, after.hq, after.parent_hq
             row.aliases = json.dumps(list(after.aliases))
+            if self._screening is not None:
+                self._screening.store(session, org_id, [after.name, *after.aliases])
 
         event = build_event(
             "org.update",
