@@ -1,17 +1,20 @@
-"""``python -m benchmarks [decrypt|grants|audit|fetch|all] [--size-mib N]``: same-run ratios."""
+"""``python -m benchmarks [decrypt|grants|audit|fetch|screening|all] [--size-mib N]``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmarks import audit_log, decryption, fetching, grants
+from benchmarks import audit_log, decryption, fetching, grants, screening
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
-        "which", nargs="?", default="all", choices=["decrypt", "grants", "audit", "fetch", "all"]
+        "which",
+        nargs="?",
+        default="all",
+        choices=["decrypt", "grants", "audit", "fetch", "screening", "all"],
     )
     parser.add_argument(
         "--size-mib", type=int, default=1024, help="model size for fetch benchmarks"
@@ -24,6 +27,8 @@ def main() -> int:
         results += grants.run()
     if args.which in ("audit", "all"):
         results += audit_log.run()
+    if args.which in ("screening", "all"):
+        results += screening.run()
     if args.which in ("fetch", "all"):
         results += fetching.run(args.size_mib << 20)
     for result in results:
