@@ -69,7 +69,9 @@ _CYRILLIC_FORMS = ("ООО", "АО", "ПАО", "")  # noqa: RUF001
 _CJK = (
     "北风量子研究所华为技术有限公司中国电子科技集团航天工业光学精密仪器半导体材料"
     "东方海洋船舶能源化工国际贸易控股深圳上海天津重庆南京武汉长城科学实验室"
+    "西北华南金星银河宏远恒通联合创新智能信息网络数据动力机械装备制造"
 )
+_ARABIC_SYLLABLES = _words("بار زا غرو سان نور كا مي را دي لو حا سي تا فا")
 _ARABIC_WORDS = _words(
     "شركة مؤسسة الصناعات التجارية الدولية للتكنولوجيا الهندسية البحرية للطاقة "
     "النفط الكيماوية مجموعة الخليج زاغروس بارس النور الأمل المتحدة للإلكترونيات"
@@ -117,14 +119,15 @@ def _cyrillic(rng: random.Random) -> tuple[str, list[str]]:
 
 
 def _cjk(rng: random.Random) -> str:
-    return "".join(rng.choice(_CJK) for _ in range(rng.randint(2, 8)))
+    return "".join(rng.choice(_CJK) for _ in range(rng.randint(3, 8)))
 
 
 def _arabic(rng: random.Random) -> tuple[str, list[str]]:
-    name = " ".join(rng.sample(_ARABIC_WORDS, rng.randint(2, 4)))
+    core = "".join(rng.choice(_ARABIC_SYLLABLES) for _ in range(rng.randint(2, 3)))
+    name = " ".join([*rng.sample(_ARABIC_WORDS, rng.randint(1, 3)), core])
     aliases = [f"{_word(rng)} {rng.choice(_INDUSTRY)}"] if rng.random() < 0.7 else []
     if rng.random() < 0.5:
-        aliases.append(" ".join(rng.sample(_ARABIC_WORDS, 3)))
+        aliases.append(" ".join([*rng.sample(_ARABIC_WORDS, 2), core]))
     return name, aliases
 
 
@@ -206,13 +209,19 @@ def write_csv(parties: Sequence[ListedParty], path: Path) -> Path:
     return path
 
 
-def _screen_one(screening: ScreeningList, names: Sequence[str]) -> list[float]:
-    timings = []
+def _screen_one(screening: ScreeningList, names: Sequence[str]) -> tuple[list[float], list[float]]:
+    """Milliseconds per name: elapsed, and this thread's CPU (what other processes cannot add)."""
+    elapsed, cpu = [], []
     for name in names:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         screening.screen([name])
-        timings.append((time.perf_counter() - start) * 1000)
-    return timings
+        cpu.append((time.thread_time() - start_cpu) * 1000)
+        elapsed.append((time.perf_counter() - start) * 1000)
+    return elapsed, cpu
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
 
 
 def run() -> list[Result]:
@@ -221,17 +230,21 @@ def run() -> list[Result]:
     start = time.perf_counter()
     screening = ScreeningList(parties, sha256="0" * 64, threshold=90)
     built = time.perf_counter() - start
-    timings = _screen_one(screening, screened_names(parties, QUERIES))
-    p50 = statistics.median(timings)
-    p99 = statistics.quantiles(timings, n=100)[98]
-    detail = f"{total} listed names, index built in {built:.1f} s, p50 {p50:.2f} ms"
+    names = screened_names(parties, QUERIES)
+    hits = sum(bool(screening.screen([name])) for name in names)
+    elapsed, cpu = _screen_one(screening, names)
+    detail = (
+        f"{total} listed names, {hits} of {QUERIES} screened names hit; "
+        f"p50 {statistics.median(elapsed):.2f} ms, CPU p99 {_p99(cpu):.2f} ms; "
+        f"index built in {built:.1f} s; load average {os.getloadavg()[0]:.1f}"
+    )
     results = [
         Result(
             f"screen one name against {total} names, p99",
-            p99,
+            _p99(elapsed),
             "ms",
             f"< {SCREEN_BUDGET_MS:g} ms",
-            p99 < SCREEN_BUDGET_MS,
+            _p99(elapsed) < SCREEN_BUDGET_MS,
             detail,
         )
     ]

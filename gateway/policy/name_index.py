@@ -36,7 +36,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rapidfuzz import fuzz, process
 
@@ -138,13 +138,23 @@ class NameIndex:
         if not query:
             return []
         if self._exhaustive:
-            choices: Sequence[str] | dict[int, str] = self._names
-        else:
-            choices = {p: self._names[p] for p in self._candidates(query)}
+            return [
+                (position, score)
+                for _, score, position in process.extract(
+                    query, self._names, scorer=fuzz.WRatio, score_cutoff=self.cutoff, limit=None
+                )
+            ]
+        return self._scored(query, list(self._candidates(query)), fuzz.WRatio)
+
+    def _scored(
+        self, query: str, positions: Sequence[int], scorer: Callable[..., float]
+    ) -> list[tuple[int, float]]:
+        """(position, score) of the names at ``positions`` that reach the cutoff."""
+        choices = [self._names[p] for p in positions]
         return [
-            (position, score)
-            for _, score, position in process.extract(
-                query, choices, scorer=fuzz.WRatio, score_cutoff=self.cutoff, limit=None
+            (positions[offset], score)
+            for _, score, offset in process.extract(
+                query, choices, scorer=scorer, score_cutoff=self.cutoff, limit=None
             )
         ]
 
@@ -198,16 +208,7 @@ class NameIndex:
                     limit=None,
                 )
             ]
-        return [
-            position
-            for _, _, position in process.extract(
-                query,
-                {p: self._names[p] for p in positions},
-                scorer=fuzz.ratio,
-                score_cutoff=self.cutoff,
-                limit=None,
-            )
-        ]
+        return [position for position, _ in self._scored(query, list(positions), fuzz.ratio)]
 
     def _sharing_grams(
         self, query: str, grams: set[str], share: float, words: list[str] | None
