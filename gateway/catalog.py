@@ -106,6 +106,7 @@ class Catalog:
         if self.org(org.id) is not None:
             raise Conflict(f"organisation {org.id} already exists")
         now = self._clock.now()
+        screened = self._screening.screen([org.name, *org.aliases]) if self._screening else None
 
         def insert(session: Session, _indices: list[int]) -> None:
             session.add(
@@ -120,7 +121,7 @@ class Catalog:
             )
             if self._screening is not None:
                 session.flush()  # the organisation's row before the result that refers to it
-                self._screening.store(session, org.id, [org.name, *org.aliases])
+                self._screening.store(session, org.id, screened)
 
         event = build_event(
             "org.add",
@@ -170,6 +171,7 @@ class Catalog:
             ),
             _clean_aliases(aliases) if aliases is not None else before.aliases,
         )
+        screened = self._screening.screen([after.name, *after.aliases]) if self._screening else None
 
         def store(session: Session, _indices: list[int]) -> None:
             row = session.get(Organisation, org_id)
@@ -178,7 +180,7 @@ class Catalog:
             row.name, row.hq_country, row.parent_hq_country = after.name, after.hq, after.parent_hq
             row.aliases = json.dumps(list(after.aliases))
             if self._screening is not None:
-                self._screening.store(session, org_id, [after.name, *after.aliases])
+                self._screening.store(session, org_id, screened)
 
         event = build_event(
             "org.update",

@@ -56,6 +56,15 @@ class StoredScreening:
     hits: tuple[ScreeningHit, ...]
 
 
+@dataclass(frozen=True)
+class Screened:
+    """Hits for some names against one loaded list."""
+
+    screening: ScreeningList
+    hits: tuple[ScreeningHit, ...]
+    names: tuple[str, ...]
+
+
 @dataclass
 class RescreenReport:
     """What one pass over the organisations did."""
@@ -126,18 +135,28 @@ class ScreeningService:
 
     # Organisation changes -------------------------------------------------
 
-    def store(self, session: Session, org_id: str, names: Sequence[str]) -> None:
-        """Screen and store, inside the transaction that registers or changes the organisation."""
+    def screen(self, names: Sequence[str]) -> Screened | None:
+        """Screen before the change's transaction, so no write lock is held while matching."""
         screening = self._list
         if screening is None:
+            return None
+        return Screened(screening, tuple(screening.screen(names)), tuple(names))
+
+    def store(self, session: Session, org_id: str, screened: Screened | None) -> None:
+        """Store a result inside the transaction that registers or changes the organisation."""
+        screening = self._list
+        if screening is None or screened is None:
             return
-        hits = screening.screen(names)
+        if screened.screening is not screening:
+            # A list loaded meanwhile, and its pass may already have passed this
+            # organisation: the result must be for the list now in force.
+            screened = Screened(screening, tuple(screening.screen(screened.names)), screened.names)
         row = session.get(ScreeningResult, org_id)
         if row is None:
             row = ScreeningResult(org_id=org_id)
             session.add(row)
         row.list_sha256, row.threshold = screening.sha256, screening.threshold
-        row.hits, row.screened_at = _encode(hits), self._clock.now()
+        row.hits, row.screened_at = _encode(screened.hits), self._clock.now()
         self._stored.forget(org_id)
 
     # List loads -----------------------------------------------------------

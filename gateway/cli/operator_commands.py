@@ -181,7 +181,7 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Run the gateway (N processes with --workers; SIGHUP re-reads the pack with one)."""
+    """Run the gateway (N processes with --workers; SIGHUP re-reads pack and list with one)."""
     from gateway.api.app import create_app
     from gateway.api.server import listening_socket, run_single, run_workers
 
