@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.clock import Clock
-from gateway.errors import WeightgateError
+from gateway.errors import Unavailable, WeightgateError
 from gateway.policy.screening import ScreeningHit, ScreeningList, load_screening_list
 from gateway.recent import RecentCache
 from gateway.state.database import read
@@ -347,4 +347,8 @@ def _encode(hits: Iterable[ScreeningHit]) -> str:
 
 
 def _decode(text: str) -> tuple[ScreeningHit, ...]:
-    return tuple(ScreeningHit(**item) for item in json.loads(text))
+    try:
+        return tuple(ScreeningHit(**item) for item in json.loads(text))
+    except (ValueError, TypeError) as exc:
+        # Only this module writes the column; a result it cannot read decides nothing.
+        raise Unavailable("a stored screening result cannot be read") from exc

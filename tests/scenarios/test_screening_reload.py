@@ -297,3 +297,14 @@ def test_a_list_loaded_between_screening_and_storing_a_change_is_the_one_stored(
     row = _stored(services, "rhein")
     assert row.list_sha256 == services.screening.current.sha256  # type: ignore[union-attr]
     assert "SYN-2" in row.hits
+
+
+def test_a_stored_result_that_cannot_be_read_refuses_the_grant(
+    gateway: tuple[str, Services],
+) -> None:
+    url, services = gateway
+    with services.sessions.begin() as session:
+        session.execute(update(ScreeningResult).values(hits='{"not": "a list of hits"'))
+    refused = _grant(url, services)
+    assert refused.status_code == 503
+    assert refused.headers["content-type"].startswith("application/problem+json")
