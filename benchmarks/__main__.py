@@ -1,4 +1,4 @@
-"""``python -m benchmarks [decrypt|grants|keyrelease|audit|fetch|all]``: same-run ratios.
+"""``python -m benchmarks [decrypt|grants|keyrelease|audit|fetch|screening|all]``: same-run ratios.
 
 ``--size-mib N`` sets the model size for the fetch benchmarks.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import audit_log, decryption, fetching, grants, key_release
+from benchmarks import audit_log, decryption, fetching, grants, key_release, screening
 
 
 def main() -> int:
@@ -17,7 +17,7 @@ def main() -> int:
         "which",
         nargs="?",
         default="all",
-        choices=["decrypt", "grants", "keyrelease", "audit", "fetch", "all"],
+        choices=["decrypt", "grants", "keyrelease", "audit", "fetch", "screening", "all"],
     )
     parser.add_argument(
         "--size-mib", type=int, default=1024, help="model size for fetch benchmarks"
@@ -32,6 +32,8 @@ def main() -> int:
         results += key_release.run()
     if args.which in ("audit", "all"):
         results += audit_log.run()
+    if args.which in ("screening", "all"):
+        results += screening.run()
     if args.which in ("fetch", "all"):
         results += fetching.run(args.size_mib << 20)
     for result in results:

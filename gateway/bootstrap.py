@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.audit.anchors import AnchorStore, open_anchor_store
+from gateway.audit.events import RequestContext
 from gateway.audit.leadership import leadership_for
 from gateway.audit.log import AuditLog
 from gateway.audit.publisher import CheckpointPublisher
@@ -34,8 +35,8 @@ from gateway.identity.replay import DatabaseReplayGuard
 from gateway.identity.tokens import TokenVerifier
 from gateway.notify import WebhookNotifier
 from gateway.policy.pack import load_pack
-from gateway.policy.screening import ScreeningList, load_screening_list
 from gateway.quotas import QuotaService
+from gateway.screening import ScreeningService
 from gateway.service import GrantService
 from gateway.state.database import make_engine, migrate, session_factory
 from gateway.storage import s3
@@ -52,7 +53,7 @@ class Services:
     sessions: sessionmaker[Session]
     policy: PolicySource
     geoip: GeoIp
-    screening: ScreeningList | None
+    screening: ScreeningService
     trusted_proxies: tuple[IPNetwork, ...]
     witnesses: dict[str, Ed25519PublicKey]
     keys: GatewayKeys
@@ -108,11 +109,14 @@ class Services:
         """Start a serving process's background work: checkpoints, refusal summaries, probes."""
         self.publisher.start()
         self.rejections.start()
+        # Organisations whose stored result predates the list this process loaded.
+        self.screening.start(RequestContext(request_id="screening", client_address=None))
         self.storage_probe.start()
 
     def close(self) -> None:
         """Stop background work, drain the audit writer, and release connections."""
         self.storage_probe.close()
+        self.screening.close()
         self.rejections.close()
         self.publisher.close(final=True)
         if self.notifier is not None:
@@ -272,10 +276,13 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         clock=clock,
     )
     geoip: GeoIp = MaxMindGeoIp(settings.geoip_db) if settings.geoip_db else NoGeoIp()
-    screening = (
-        load_screening_list(settings.screening_list, threshold=settings.screening_threshold)
-        if settings.screening_list
-        else None
+    # The list's index is built here, once per load; a grant reads stored results.
+    screening = ScreeningService(
+        sessions,
+        audit=audit,
+        clock=clock,
+        path=settings.screening_list,
+        threshold=settings.screening_threshold,
     )
     catalog = Catalog(
         sessions,
@@ -283,6 +290,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         keystore=keystore,
         blobs=blobs,
         clock=clock,
+        screening=screening,
     )
     exemptions = ExemptionService(
         sessions,

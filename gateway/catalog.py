@@ -35,6 +35,7 @@ from gateway.policy.classification import classify
 from gateway.policy.countries import country_code
 from gateway.policy.pack import Eccn
 from gateway.recent import RecentCache
+from gateway.screening import ScreeningService
 from gateway.state.database import read
 from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
@@ -72,8 +73,11 @@ class Catalog:
         keystore: Keystore,
         blobs: BlobStore,
         clock: Clock,
+        screening: ScreeningService | None = None,
     ) -> None:
         self._sessions = sessions
+        # Organisations are screened in the transaction that registers or changes them.
+        self._screening = screening
         self._audit = audit
         self._keystore = keystore
         self._blobs = blobs
@@ -107,6 +111,7 @@ class Catalog:
         if self.org(org.id) is not None:
             raise Conflict(f"organisation {org.id} already exists")
         now = self._clock.now()
+        screened = self._screening.screen([org.name, *org.aliases]) if self._screening else None
 
         def insert(session: Session, _indices: list[int]) -> None:
             session.add(
@@ -119,6 +124,9 @@ class Catalog:
                     created_at=now,
                 )
             )
+            if self._screening is not None:
+                session.flush()  # the organisation's row before the result that refers to it
+                self._screening.store(session, org.id, screened)
 
         event = build_event(
             "org.add",
@@ -168,6 +176,7 @@ class Catalog:
             ),
             _clean_aliases(aliases) if aliases is not None else before.aliases,
         )
+        screened = self._screening.screen([after.name, *after.aliases]) if self._screening else None
 
         def store(session: Session, _indices: list[int]) -> None:
             row = session.get(Organisation, org_id)
@@ -175,6 +184,8 @@ class Catalog:
                 raise NotFound(f"no organisation {org_id!r}")
             row.name, row.hq_country, row.parent_hq_country = after.name, after.hq, after.parent_hq
             row.aliases = json.dumps(list(after.aliases))
+            if self._screening is not None:
+                self._screening.store(session, org_id, screened)
 
         event = build_event(
             "org.update",

@@ -44,8 +44,9 @@ from gateway.exemptions import ExemptionService
 from gateway.identity.principal import Principal, Role
 from gateway.names import check_file_path, check_model_id, check_revision
 from gateway.policy.decision import DecisionRequest, decide
-from gateway.policy.screening import ScreeningHit, ScreeningList
+from gateway.policy.screening import ScreeningHit
 from gateway.quotas import QuotaService
+from gateway.screening import ScreeningService
 from gateway.state.database import read
 from gateway.state.tables import Grant, ModelFile
 from gateway.storage.health import StorageHealth
@@ -85,7 +86,7 @@ class GrantService:
         exemptions: ExemptionService,
         quotas: QuotaService,
         geoip: GeoIp,
-        screening: ScreeningList | None,
+        screening: ScreeningService | None,
         clock: Clock,
         public_url: str,
         url_key: bytes,
@@ -132,7 +133,9 @@ class GrantService:
         now = self._clock.now()
         hits: tuple[ScreeningHit, ...] = ()
         if org is not None and self._screening is not None:
-            hits = tuple(self._screening.screen([org.name, *org.aliases]))
+            # Stored when the organisation or the list last changed; screened
+            # here only if the list in force is newer than the stored result.
+            hits = self._screening.hits_for(org.id, [org.name, *org.aliases])
         decision = decide(
             DecisionRequest(
                 location=principal.country,

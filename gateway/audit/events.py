@@ -156,6 +156,20 @@ _EVENT_LIST = (
         optional=frozenset({"training_ops"}),
     ),
     EventType(
+        "screening.load",
+        "A denied-party screening list was loaded: its SHA-256, parties and threshold, and the one before.",
+        _api(3, "Update"),
+        required=frozenset({"screening_list"}),
+        optional=frozenset({"previous"}),
+    ),
+    EventType(
+        "screening.changed",
+        "After a list load, an organisation's screening hits changed: those new and those cleared.",
+        _api(3, "Update"),
+        required=frozenset({"org", "screening_list", "new_hits", "cleared_hits"}),
+        notify=True,
+    ),
+    EventType(
         "policy.load",
         "A policy pack was put in force (the one before it, if any).",
         _api(3, "Update"),

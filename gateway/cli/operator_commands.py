@@ -150,7 +150,7 @@ def orgs_add(
         list[str] | None, typer.Option(help="Another name it trades under; repeat for several.")
     ] = None,
 ) -> None:
-    """Register an organisation (its name and aliases are screened on every request)."""
+    """Register an organisation (its name and aliases are screened now and on every list load)."""
     services = operator_services()
     org = services.catalog.add_org(
         org_id,
@@ -297,7 +297,7 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Run the gateway (N processes with --workers; SIGHUP re-reads the pack with one)."""
+    """Run the gateway (N processes with --workers; SIGHUP re-reads pack and list with one)."""
     from gateway.api.app import create_app
     from gateway.api.server import listening_socket, run_single, run_workers
     from gateway.bootstrap import build_services
@@ -377,10 +377,14 @@ def _report_policy(services: Services, stderr: Console) -> None:
 
 
 def _reload_on_sighup(services: Services) -> None:
-    """SIGHUP re-reads the configured pack; a bad pack is reported and the old one stays."""
+    """SIGHUP re-reads the configured pack and screening list; a bad one is reported and stays."""
     stderr = Console(stderr=True, soft_wrap=True)
 
     def reload() -> None:
+        try:
+            services.screening.reload(operator_context())
+        except WeightgateError as exc:
+            stderr.print(f"[bold red]screening list reload refused:[/] {exc.message}")
         try:
             pack = services.policy.reload(operator_context())
         except WeightgateError as exc:

@@ -5,6 +5,10 @@ normalised (case, accents, punctuation, legal-form words, token order) and
 compared with a weighted fuzzy ratio, so "Huawei Technologies Co., Ltd." and
 "HUAWEI TECHNOLOGIES COMPANY LIMITED" match. A hit is evidence for a denial
 and a human review, never a proof; a miss is not a safe harbour.
+
+The list builds its name index once, when it is loaded: screening a name
+then scores the few listed names that can match, not all of them, and finds
+the same hits (see ``name_index``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rapidfuzz import fuzz, process
-
 from gateway.errors import InvalidInput
+from gateway.policy.name_index import NameIndex
 
 DEFAULT_THRESHOLD = 90
 # Legal-form words say nothing about who an entity is; dropping them keeps
@@ -66,7 +69,9 @@ def normalise(name: str) -> str:
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     # "S.A." is one word, and so is "d'Electronique": join before splitting.
     plain = plain.translate(_JOINERS)
-    tokens = [t for t in _NON_WORD.split(plain) if t and t not in _LEGAL_FORMS]
+    # Sorted and without repeats: word order and stutters say nothing about who
+    # an entity is, and the index relies on one spelling per set of words.
+    tokens = {t for t in _NON_WORD.split(plain) if t and t not in _LEGAL_FORMS}
     return " ".join(sorted(tokens))
 
 
@@ -111,6 +116,7 @@ class ScreeningList:
                 if normalised:
                     self._names.append(normalised)
                     self._owners.append((party, name))
+        self._index = NameIndex(self._names, threshold)
 
     def screen(self, names: Iterable[str]) -> list[ScreeningHit]:
         """Every listed party one of ``names`` matches, best match per party."""
@@ -119,9 +125,7 @@ class ScreeningList:
             query = normalise(screened)
             if not query:
                 continue
-            for _, score, position in process.extract(
-                query, self._names, scorer=fuzz.WRatio, score_cutoff=self.threshold, limit=None
-            ):
+            for position, score in self._index.matches(query):
                 party, listed = self._owners[position]
                 hit = ScreeningHit(party.id, party.source, listed, screened, round(score))
                 if party.id not in best or hit.score > best[party.id].score:

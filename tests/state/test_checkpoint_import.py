@@ -28,6 +28,7 @@ def test_migration_imports_the_checkpoint_directory_and_publication_extends_it(
     with old.engine.begin() as connection:
         connection.execute(text("DROP TABLE checkpoints"))
         connection.execute(text("DROP TABLE policy_in_force"))
+        connection.execute(text("DROP TABLE screening_results"))  # 0008
         connection.execute(text("ALTER TABLE grants DROP COLUMN issuer"))
         connection.execute(text("UPDATE alembic_version SET version_num = '0005'"))
     old.close()
