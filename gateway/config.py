@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage: str | None = None
     s3_endpoint_url: str | None = None
+    keystore: str = "local"  # local (KEKs in keys_dir/kek) or kms:<key ARN | key id | alias/NAME>
+    kms_endpoint_url: str | None = None
+    # How long an unwrapped data key is remembered (0: never); see keys/README.md.
+    data_key_cache_seconds: int = Field(default=60, ge=0, le=3600)
     url: str = "http://127.0.0.1:8080"
     policy: str = DEFAULT_PACK
     policy_dir: Path | None = None
