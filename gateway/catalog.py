@@ -38,6 +38,8 @@ from gateway.state.tables import Model, ModelFile, Organisation, Revision
 from gateway.storage.interfaces import BlobStore
 
 T = TypeVar("T")
+# How long a revision's file rows are remembered; `keys rotate` re-wraps them in the database.
+FILES_LIFETIME = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,9 @@ class Catalog:
         # Models and organisations are read on every grant: remembered for a second.
         self._orgs: RecentCache[OrgView] = RecentCache(clock, timedelta(seconds=1))
         self._models: RecentCache[ModelView] = RecentCache(clock, timedelta(seconds=1))
-        self._files: dict[tuple[str, str], list[ModelFile]] = {}
+        # A revision's files change only when `keys rotate` re-wraps their keys:
+        # every replica sees the new wraps within FILES_LIFETIME.
+        self._files: RecentCache[list[ModelFile]] = RecentCache(clock, FILES_LIFETIME)
         self._clock = clock
 
     # Organisations -------------------------------------------------------
@@ -220,19 +224,27 @@ class Catalog:
         return self._models.lookup(model_id, load)
 
     def files(self, model_id: str, revision: str) -> list[ModelFile]:
-        # A published revision's files never change, so they are kept for good.
-        key = (model_id, revision)
-        if key not in self._files:
-            self._files[key] = self._read(
-                lambda s: list(
-                    s.scalars(
-                        select(ModelFile)
-                        .where(ModelFile.model_id == model_id, ModelFile.revision == revision)
-                        .order_by(ModelFile.path)
+        return (
+            self._files.lookup(
+                (model_id, revision),
+                # Not remembered while empty: the revision may be about to be published.
+                lambda: (
+                    self._read(
+                        lambda s: list(
+                            s.scalars(
+                                select(ModelFile)
+                                .where(
+                                    ModelFile.model_id == model_id, ModelFile.revision == revision
+                                )
+                                .order_by(ModelFile.path)
+                            )
+                        )
                     )
-                )
+                    or None
+                ),
             )
-        return self._files[key]
+            or []
+        )
 
     def publish(
         self,

@@ -12,7 +12,13 @@ import typer
 from rich.console import Console
 
 from gateway import errors
-from gateway.cli import audit_commands, exemption_commands, operator_commands, user_commands
+from gateway.cli import (
+    audit_commands,
+    exemption_commands,
+    key_commands,
+    operator_commands,
+    user_commands,
+)
 
 EXIT_STATUS: dict[type[errors.WeightgateError], int] = {
     errors.InvalidInput: 2,
@@ -36,6 +42,7 @@ app = typer.Typer(
     add_completion=False,
 )
 operator_commands.register(app)
+key_commands.register(operator_commands.keys_app)
 user_commands.register(app)
 app.add_typer(audit_commands.app, name="audit")
 app.add_typer(exemption_commands.app, name="exemptions")

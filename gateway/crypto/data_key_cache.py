@@ -99,6 +99,9 @@ class CachedKeystore:
     def known_ids(self) -> list[str]:
         return self.backing.known_ids()
 
+    def holds(self, kek_id: str) -> bool:
+        return self.backing.holds(kek_id)
+
     def retire(self, kek_id: str) -> None:
         self.backing.retire(kek_id)
         self.forget_all()

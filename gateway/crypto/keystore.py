@@ -48,7 +48,11 @@ class Keystore(Protocol):
         ...
 
     def known_ids(self) -> list[str]:
-        """The KEKs this keystore can unwrap with, as far as it can tell without a wrapped key."""
+        """The KEKs this keystore can list (local: every version; KMS: the current key)."""
+        ...
+
+    def holds(self, kek_id: str) -> bool:
+        """Whether ``kek_id`` names a KEK this keystore has (retired or deleted ones: no)."""
         ...
 
     def retire(self, kek_id: str) -> None:
@@ -92,6 +96,9 @@ class LocalKeystore:
 
     def known_ids(self) -> list[str]:
         return [f"local:v{v}" for v in self._versions()]
+
+    def holds(self, kek_id: str) -> bool:
+        return kek_id in self.known_ids()
 
     def retire(self, kek_id: str) -> None:
         if kek_id not in self.known_ids():
@@ -192,6 +199,9 @@ class MigratingKeystore:
 
     def known_ids(self) -> list[str]:
         return self._current.known_ids() + self._previous.known_ids()
+
+    def holds(self, kek_id: str) -> bool:
+        return self._for(kek_id).holds(kek_id)
 
     def retire(self, kek_id: str) -> None:
         self._for(kek_id).retire(kek_id)

@@ -95,6 +95,7 @@ class KmsKeystore:
     def wrap(self, data_key: bytes, context: dict[str, str]) -> tuple[str, bytes]:
         answer = self._call(
             "Encrypt",
+            self._key,
             lambda: self._client.encrypt(
                 KeyId=self._key, Plaintext=data_key, EncryptionContext=_context(context)
             ),
@@ -113,6 +114,7 @@ class KmsKeystore:
             raise IntegrityError("unwrap failed")
         answer = self._call(
             "Decrypt",
+            arn,
             lambda: self._client.decrypt(
                 KeyId=arn, CiphertextBlob=wrapped[1:], EncryptionContext=_context(context)
             ),
@@ -123,9 +125,9 @@ class KmsKeystore:
         self.current_id()
 
     def current_id(self) -> str:
-        metadata = self._call("DescribeKey", lambda: self._client.describe_key(KeyId=self._key))[
-            "KeyMetadata"
-        ]
+        metadata = self._call(
+            "DescribeKey", self._key, lambda: self._client.describe_key(KeyId=self._key)
+        )["KeyMetadata"]
         if metadata.get("KeyState") != "Enabled" or not metadata.get("Enabled", False):
             raise Unavailable(f"KMS key {metadata['Arn']} is {metadata.get('KeyState')}")
         # Only a symmetric key wraps with an encryption context (and is always ENCRYPT_DECRYPT).
@@ -139,7 +141,20 @@ class KmsKeystore:
         return self.current_id()
 
     def known_ids(self) -> list[str]:
+        # KMS can list every key of the account, most of them not weightgate's.
         return [self.current_id()]
+
+    def holds(self, kek_id: str) -> bool:
+        arn = kek_id.removeprefix(SCHEME)
+        if not kek_id.startswith(SCHEME) or not _KEY_ARN.fullmatch(arn):
+            return False
+        try:
+            self._call(
+                "DescribeKey", arn, lambda: self._client.describe_key(KeyId=arn), missing=True
+            )
+        except NotFound:
+            return False
+        return True
 
     def retire(self, kek_id: str) -> None:
         arn = kek_id.removeprefix(SCHEME)
@@ -151,22 +166,27 @@ class KmsKeystore:
         # By key id: DisableKey acts only in the caller's own account and region
         # anyway (and moto's server fails on an ARN here). Disabled, not
         # scheduled for deletion: EnableKey undoes it, deletion cannot be undone.
-        self._call("DisableKey", lambda: self._client.disable_key(KeyId=key_id))
+        self._call("DisableKey", arn, lambda: self._client.disable_key(KeyId=key_id), missing=True)
 
-    def _call(self, what: str, call: Any) -> dict[str, Any]:
+    def _call(self, what: str, key: str, call: Any, *, missing: bool = False) -> dict[str, Any]:
+        """Call KMS about ``key``; with ``missing``, a key KMS does not have is NotFound.
+
+        Without, it is Unavailable: the current key gone means nothing can be
+        wrapped or released (503), not that the request named something absent.
+        """
         try:
             answer: dict[str, Any] = call()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _REFUSED:
                 raise IntegrityError("unwrap failed") from None
-            if what == "DisableKey" and code == "NotFoundException":
-                raise NotFound("KMS has no such key") from None
+            if missing and code == "NotFoundException":
+                raise NotFound(f"KMS has no key {key}") from None
             # Access denied, a disabled or missing key, throttling, KMS errors:
             # nothing can be released now, and the operator needs the code.
-            raise Unavailable(f"KMS {what} failed: {code or 'error'}") from None
+            raise Unavailable(f"KMS {what} failed for {key}: {code or 'error'}") from None
         except BotoCoreError as exc:  # unreachable, timed out, no credentials
-            raise Unavailable(f"KMS {what} failed: {type(exc).__name__}") from None
+            raise Unavailable(f"KMS {what} failed for {key}: {type(exc).__name__}") from None
         return answer
 
 

@@ -31,6 +31,7 @@ def test_wrapped_key_unwraps_for_its_own_file_under_the_current_kek(keystore: Ke
     kek_id, wrapped = keystore.wrap(DATA_KEY, file_identity())
     assert kek_id == keystore.current_id()
     assert kek_id in keystore.known_ids()
+    assert keystore.holds(kek_id)
     assert DATA_KEY not in wrapped
     assert wrapped[0] == 1  # every stored format starts with its version
     assert keystore.unwrap(kek_id, wrapped, file_identity()) == DATA_KEY
@@ -88,3 +89,16 @@ def test_malformed_kek_id_is_refused(keystore: Keystore, kek_id: str) -> None:
     _, wrapped = keystore.wrap(DATA_KEY, file_identity())
     with pytest.raises(IntegrityError):
         keystore.unwrap(kek_id, wrapped, file_identity())
+
+
+@pytest.mark.parametrize(
+    "kek_id",
+    [
+        "local:v9",
+        "kms:arn:aws:kms:eu-central-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+        "kms:alias/x",
+        "",
+    ],
+)
+def test_a_kek_the_keystore_does_not_have_is_not_held(keystore: Keystore, kek_id: str) -> None:
+    assert not keystore.holds(kek_id)

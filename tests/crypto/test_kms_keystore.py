@@ -158,3 +158,16 @@ def test_the_keystore_setting_picks_the_implementation(
         build_keystore(Settings(keystore="vault:secret/kek"))
     with pytest.raises(InvalidInput, match="WEIGHTGATE_KMS_ENDPOINT_URL"):
         build_keystore(Settings(keystore="kms:alias/weightgate", kms_endpoint_url="not a url"))
+
+
+def test_a_current_key_kms_does_not_have_is_unavailable_not_not_found(kms: Any) -> None:
+    # Readiness and grants must answer 503 (nothing can be wrapped or released),
+    # not 404 as if the request had named something absent.
+    keystore = KmsKeystore(unique_alias(), client=kms)
+    with pytest.raises(Unavailable, match="NotFoundException"):
+        keystore.check()
+    with pytest.raises(Unavailable):
+        keystore.wrap(DATA_KEY, file_identity())
+    assert not keystore.holds(
+        "kms:arn:aws:kms:eu-central-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+    )
