@@ -26,6 +26,7 @@ from gateway.crypto.keyrelease import ClientKeyPair
 from gateway.crypto.keystore import LocalKeystore
 from gateway.errors import Conflict, NotFound, Unavailable
 from gateway.key_rotation import RETIRE_AFTER_REWRAP, KeyRotation
+from gateway.policy.pack import Eccn
 from gateway.state.tables import ModelFile
 from tests.conftest import MODEL, mint, operator
 
@@ -266,3 +267,27 @@ def test_a_batch_that_lost_a_race_rolls_back_whole_with_its_entry(
     assert uses(catalog_ready) == {"local:v1": count - 1, "local:v2": 1}
     assert entries(catalog_ready, "keys.rewrap") == []
     assert rotation(catalog_ready).rotate(operator()).rewrapped == count - 1
+
+
+def test_rotation_and_retirement_on_postgresql(
+    pg_services: Services, model_dir: Path, clock: FixedClock
+) -> None:
+    pg_services.catalog.publish(
+        model_dir,
+        model_id=MODEL,
+        revision="r1",
+        eccn=Eccn.AI_MODEL_WEIGHTS,
+        training_ops=None,
+        context=operator(),
+    )
+    count = len(rows(pg_services))
+    local = pg_services.keystore.backing
+    assert isinstance(local, LocalKeystore)
+    with pytest.raises(Unavailable):
+        rotation(pg_services, FailingAfter(local, wraps=1)).rotate(operator(), batch_size=1)
+    again = rotation(pg_services).rotate(operator(), batch_size=2)
+    assert (again.target, again.rewrapped) == ("local:v2", count - 1)
+    assert uses(pg_services) == {"local:v1": 0, "local:v2": count}
+    clock.advance(RETIRE_AFTER_REWRAP)
+    rotation(pg_services).retire("local:v1", operator())
+    assert [e["kek"] for e in entries(pg_services, "keys.retire")] == ["local:v1"]
