@@ -23,6 +23,9 @@ _CLASSES: dict[str, tuple[int, int, int, str]] = {
     "org.add": (6003, 6, 1, "API Activity"),
     "model.publish": (6003, 6, 1, "API Activity"),
     "policy.load": (6003, 6, 3, "API Activity"),
+    "keys.rotate": (6003, 6, 3, "API Activity"),
+    "keys.rewrap": (6003, 6, 3, "API Activity"),
+    "keys.retire": (6003, 6, 4, "API Activity"),
 }
 _OTHER = (6003, 6, 99, "API Activity")
 _FAILURES = frozenset({"grant.deny", "auth.reject"})

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from gateway.audit.export import to_ocsf
 from gateway.bootstrap import Services
 from gateway.client.decrypt import decrypt_downloads
 from gateway.client.fetch import FetchOptions, fetch
@@ -143,6 +144,10 @@ def test_rotation_rewraps_every_data_key_and_touches_nothing_else(
     assert sum(b["data_keys"] for b in batches) == len(before)
     assert all(set(b["kek"]["from"]) == {"local:v1"} for b in batches)
     assert uses(catalog_ready) == {"local:v1": 0, "local:v2": len(before)}
+    # A SIEM sees key changes as API activity of the operator, not as "other".
+    [logged] = catalog_ready.audit.query(event="keys.rotate")
+    record = to_ocsf(logged, product_version="test")
+    assert (record["class_uid"], record["activity_id"]) == (6003, 3)
 
 
 def test_grants_from_before_and_after_rotation_decrypt_even_once_the_old_kek_is_retired(
