@@ -111,6 +111,8 @@ def test_published_through_kms_granted_and_fetched_identical(
         services.check_ready()
         with GatewayClient(services.settings.url, mint(services)) as client:
             files = fetch(client, MODEL, None, tmp_path / "out", FetchOptions(workers=2))
+        # The grant path went through the data-key cache: one entry per file.
+        assert len(services.keystore) == len(files)
     assert sorted(f.path.name for f in files) == sorted(p.name for p in model_dir.iterdir())
     for item in files:
         assert filecmp.cmp(model_dir / item.path.name, item.path, shallow=False)
