@@ -25,8 +25,10 @@ from gateway.clock import Clock, SystemClock
 from gateway.config import Settings
 from gateway.context.geoip import GeoIp, MaxMindGeoIp, NoGeoIp
 from gateway.context.policy_source import PolicySource
+from gateway.crypto import kms_keystore
+from gateway.crypto.data_key_cache import CachedKeystore
 from gateway.crypto.keyring import GatewayKeys
-from gateway.crypto.keystore import LocalKeystore
+from gateway.crypto.keystore import Keystore, LocalKeystore, MigratingKeystore
 from gateway.errors import InvalidInput, NotFound, Unavailable
 from gateway.exemptions import ExemptionService
 from gateway.identity import dev_issuer
@@ -57,7 +59,7 @@ class Services:
     trusted_proxies: tuple[IPNetwork, ...]
     witnesses: dict[str, Ed25519PublicKey]
     keys: GatewayKeys
-    keystore: LocalKeystore
+    keystore: CachedKeystore
     blobs: BlobStore
     storage_health: StorageHealth
     storage_probe: StorageProbe
@@ -224,6 +226,26 @@ def _has_schema(url: str) -> bool:
         engine.dispose()
 
 
+def build_keystore(settings: Settings) -> Keystore:
+    """The keystore named by WEIGHTGATE_KEYSTORE: ``local`` (the default) or ``kms:KEY``."""
+    if settings.keystore == "local":
+        return LocalKeystore(settings.keys_dir)
+    if settings.keystore.startswith(kms_keystore.SCHEME):
+        key = kms_keystore.parse_key_reference(settings.keystore)
+        # Credentials and region from the usual AWS chain, as for S3.
+        client = kms_keystore.make_client(endpoint_url=settings.kms_endpoint_url)
+        # Data keys wrapped before the move to KMS still unwrap from kek/ until
+        # `keys rotate` has re-wrapped them.
+        return MigratingKeystore(
+            kms_keystore.KmsKeystore(key, client=client),
+            LocalKeystore(settings.keys_dir),
+            previous_scheme="local:",
+        )
+    raise InvalidInput(
+        f"WEIGHTGATE_KEYSTORE {settings.keystore!r}: expected local or kms:<key ARN or alias>"
+    )
+
+
 def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     """Every service, over state that is created (or migrated) if need be: see ``require_state``."""
     clock = clock or SystemClock()
@@ -241,7 +263,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         raise Unavailable("the database is unreachable") from exc
     sessions = session_factory(engine)
     pack = load_pack(settings.policy, search_dir=settings.policy_dir)
-    keystore = LocalKeystore(keys_dir)
+    keystore = CachedKeystore(
+        build_keystore(settings),
+        clock=clock,
+        lifetime=timedelta(seconds=settings.data_key_cache_seconds),
+    )
     blobs = build_storage(settings, keys.url_hmac, clock=clock)
     # Real time, not ``clock``: how long ago the store last failed is a fact
     # about the network, and a test's or the demo's fixed clock never moves.

@@ -44,6 +44,8 @@ T = TypeVar("T")
 _log = logging.getLogger(__name__)
 # Names a "did you mean" for an unknown model is chosen from: a bounded scan.
 _SUGGEST_FROM = 10_000
+# How long a revision's file rows are remembered; `keys rotate` re-wraps them in the database.
+FILES_LIFETIME = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class Catalog:
         # Models and organisations are read on every grant: remembered for a second.
         self._orgs: RecentCache[OrgView] = RecentCache(clock, timedelta(seconds=1))
         self._models: RecentCache[ModelView] = RecentCache(clock, timedelta(seconds=1))
-        self._files: dict[tuple[str, str], list[ModelFile]] = {}
+        # A revision's files change only when `keys rotate` re-wraps their keys:
+        # every replica sees the new wraps within FILES_LIFETIME.
+        self._files: RecentCache[list[ModelFile]] = RecentCache(clock, FILES_LIFETIME)
         self._clock = clock
 
     # Organisations -------------------------------------------------------
@@ -245,19 +249,27 @@ class Catalog:
         return self._models.lookup(model_id, load)
 
     def files(self, model_id: str, revision: str) -> list[ModelFile]:
-        # A published revision's files never change, so they are kept for good.
-        key = (model_id, revision)
-        if key not in self._files:
-            self._files[key] = self._read(
-                lambda s: list(
-                    s.scalars(
-                        select(ModelFile)
-                        .where(ModelFile.model_id == model_id, ModelFile.revision == revision)
-                        .order_by(ModelFile.path)
+        return (
+            self._files.lookup(
+                (model_id, revision),
+                # Not remembered while empty: the revision may be about to be published.
+                lambda: (
+                    self._read(
+                        lambda s: list(
+                            s.scalars(
+                                select(ModelFile)
+                                .where(
+                                    ModelFile.model_id == model_id, ModelFile.revision == revision
+                                )
+                                .order_by(ModelFile.path)
+                            )
+                        )
                     )
-                )
+                    or None
+                ),
             )
-        return self._files[key]
+            or []
+        )
 
     def publish(
         self,

@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     storage: str | None = None
     s3_endpoint_url: str | None = None
+    keystore: str = "local"  # local (KEKs in keys_dir/kek) or kms:<key ARN | key id | alias/NAME>
+    kms_endpoint_url: str | None = None
+    # How long an unwrapped data key is remembered (0: never); see keys/README.md.
+    data_key_cache_seconds: int = Field(default=60, ge=0, le=3600)
     # Unset, ``serve`` issues URLs for the address it binds (see ``public_url``).
     url: str = DEFAULT_URL
     policy: str = DEFAULT_PACK

@@ -156,8 +156,26 @@ _EVENT_LIST = (
         optional=frozenset({"training_ops"}),
     ),
     EventType(
+        "keys.rotate",
+        "A KEK rotation began: the target KEK, whether it is a new version, the data keys to move.",
+        _api(3, "Update"),
+        required=frozenset({"kek", "pending"}),
+    ),
+    EventType(
+        "keys.rewrap",
+        "One batch of data keys re-wrapped under the target KEK, committed with the batch.",
+        _api(3, "Update"),
+        required=frozenset({"kek", "data_keys"}),
+    ),
+    EventType(
+        "keys.retire",
+        "A KEK no data key uses any more was retired.",
+        _api(4, "Delete"),
+        required=frozenset({"kek"}),
+    ),
+    EventType(
         "screening.load",
-        "A denied-party screening list was loaded: its SHA-256, parties and threshold, and the one before.",
+        "A screening list was loaded: its SHA-256, parties and threshold, and the one before.",
         _api(3, "Update"),
         required=frozenset({"screening_list"}),
         optional=frozenset({"previous"}),

@@ -22,6 +22,7 @@ from gateway.cli import (
     admin_commands,
     audit_commands,
     exemption_commands,
+    key_commands,
     operator_commands,
     user_commands,
 )
@@ -101,6 +102,7 @@ def _root(
 
 
 operator_commands.register(app)
+key_commands.register(operator_commands.keys_app)
 user_commands.register(app)
 admin_commands.register(app)
 register_gc(app)

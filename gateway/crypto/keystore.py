@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.canonical import canonical_json
 from gateway.crypto.keyfiles import read_secret, write_secret
-from gateway.errors import IntegrityError, Unavailable
+from gateway.errors import Conflict, IntegrityError, NotFound, Unavailable
 
 _FORMAT_V1 = b"\x01"
 _NONCE_SIZE = 12
@@ -39,9 +39,33 @@ class Keystore(Protocol):
         """Raise Unavailable unless the current KEK can be used."""
         ...
 
+    def current_id(self) -> str:
+        """The id of the KEK that new wraps use (raises Unavailable if there is none)."""
+        ...
+
+    def advance(self) -> str:
+        """Make a fresh KEK current for a rotation, if this keystore makes them; its id."""
+        ...
+
+    def known_ids(self) -> list[str]:
+        """The KEKs this keystore can list (local: every version; KMS: the current key)."""
+        ...
+
+    def holds(self, kek_id: str) -> bool:
+        """Whether ``kek_id`` names a KEK this keystore has (retired or deleted ones: no)."""
+        ...
+
+    def retire(self, kek_id: str) -> None:
+        """Stop ``kek_id`` from unwrapping anything (reversibly, by the operator)."""
+        ...
+
 
 class LocalKeystore:
-    """KEKs as 32-byte files ``kek/v<N>.key`` under the keys directory (mode 0600)."""
+    """KEKs as 32-byte files ``kek/v<N>.key`` under the keys directory (mode 0600).
+
+    A retired version is moved to ``kek/retired/``: kept, so a backup can be
+    restored by moving it back, but never read.
+    """
 
     def __init__(self, keys_dir: Path) -> None:
         self._dir = keys_dir / "kek"
@@ -54,11 +78,39 @@ class LocalKeystore:
         write_secret(self._dir / f"v{version}.key", AESGCM.generate_key(bit_length=256))
         return f"local:v{version}"
 
-    def _newest_version(self) -> int:
+    def advance(self) -> str:
+        return self.create()
+
+    def _versions(self) -> list[int]:
         if not self._dir.is_dir():
-            return 0
-        versions = [int(p.stem[1:]) for p in self._dir.glob("v*.key") if p.stem[1:].isdigit()]
-        return max(versions, default=0)
+            return []
+        return sorted(int(p.stem[1:]) for p in self._dir.glob("v*.key") if p.stem[1:].isdigit())
+
+    def _newest_version(self) -> int:
+        # Retired versions count too: a new version never reuses a retired one's number.
+        retired = self._dir / "retired"
+        numbers = self._versions() + [
+            int(p.stem[1:]) for p in retired.glob("v*.key") if p.stem[1:].isdigit()
+        ]
+        return max(numbers, default=0)
+
+    def known_ids(self) -> list[str]:
+        return [f"local:v{v}" for v in self._versions()]
+
+    def holds(self, kek_id: str) -> bool:
+        return kek_id in self.known_ids()
+
+    def retire(self, kek_id: str) -> None:
+        if kek_id not in self.known_ids():
+            raise NotFound(f"the local keystore holds no KEK {kek_id!r}")
+        version = kek_id.removeprefix("local:")
+        retired = self._dir / "retired"
+        retired.mkdir(mode=0o700, exist_ok=True)
+        target = retired / f"{version}.key"
+        if target.exists():
+            raise Conflict(f"{target} already exists; move it away first")
+        (self._dir / f"{version}.key").replace(target)
+        self._cache.pop(kek_id, None)
 
     def _kek(self, kek_id: str) -> bytes:
         scheme, _, version = kek_id.partition(":")
@@ -86,16 +138,16 @@ class LocalKeystore:
         return cached[1]
 
     def check(self) -> None:
-        if self._newest_version() == 0:
-            raise Unavailable("the local keystore has no KEK; run `weightgate keys init`")
-        self._kek(self._current_id())
+        self._kek(self.current_id())
 
-    def _current_id(self) -> str:
-        return f"local:v{self._newest_version()}"
+    def current_id(self) -> str:
+        versions = self._versions()
+        if not versions:
+            raise Unavailable("the local keystore has no KEK; run `weightgate keys init`")
+        return f"local:v{versions[-1]}"
 
     def wrap(self, data_key: bytes, context: dict[str, str]) -> tuple[str, bytes]:
-        self.check()
-        kek_id = self._current_id()
+        kek_id = self.current_id()
         nonce = os.urandom(_NONCE_SIZE)
         sealed = AESGCM(self._kek(kek_id)).encrypt(nonce, data_key, _aad(kek_id, context))
         return kek_id, _FORMAT_V1 + nonce + sealed
@@ -112,3 +164,44 @@ class LocalKeystore:
 
 def _aad(kek_id: str, context: dict[str, str]) -> bytes:
     return b"weightgate.dek.v1\x00" + canonical_json({"kek": kek_id, **context})
+
+
+class MigratingKeystore:
+    """Wraps with ``current``; KEK ids of ``previous``'s scheme still unwrap with ``previous``.
+
+    For a gateway moved from one keystore to another (local to KMS): old data
+    keys keep unwrapping until ``keys rotate`` has re-wrapped them under
+    ``current``, and the old KEKs can then be retired through it.
+    """
+
+    def __init__(self, current: Keystore, previous: Keystore, *, previous_scheme: str) -> None:
+        self._current = current
+        self._previous = previous
+        self._scheme = previous_scheme
+
+    def _for(self, kek_id: str) -> Keystore:
+        return self._previous if kek_id.startswith(self._scheme) else self._current
+
+    def wrap(self, data_key: bytes, context: dict[str, str]) -> tuple[str, bytes]:
+        return self._current.wrap(data_key, context)
+
+    def unwrap(self, kek_id: str, wrapped: bytes, context: dict[str, str]) -> bytes:
+        return self._for(kek_id).unwrap(kek_id, wrapped, context)
+
+    def check(self) -> None:
+        self._current.check()
+
+    def current_id(self) -> str:
+        return self._current.current_id()
+
+    def advance(self) -> str:
+        return self._current.advance()
+
+    def known_ids(self) -> list[str]:
+        return self._current.known_ids() + self._previous.known_ids()
+
+    def holds(self, kek_id: str) -> bool:
+        return self._for(kek_id).holds(kek_id)
+
+    def retire(self, kek_id: str) -> None:
+        self._for(kek_id).retire(kek_id)

@@ -84,7 +84,7 @@ class ModelFile(Base):
     algorithm: Mapped[str] = mapped_column(String(80))
     object_key: Mapped[str] = mapped_column(String(256))
     object_version: Mapped[str] = mapped_column(String(256))
-    kek_id: Mapped[str] = mapped_column(String(64))
+    kek_id: Mapped[str] = mapped_column(String(256))  # kms:<key ARN> needs more than 64
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
 
 

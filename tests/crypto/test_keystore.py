@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.crypto.keystore import LocalKeystore
-from gateway.errors import IntegrityError, Unavailable
+from gateway.errors import IntegrityError, NotFound, Unavailable
 
 DATA_KEY = bytes(range(32))
 
@@ -190,3 +190,45 @@ def test_new_kek_version_never_overwrites_an_existing_one(tmp_path: Path) -> Non
     assert store.create() == "local:v3"
     assert (tmp_path / "keys" / "kek" / "v2.key").read_bytes() == v2
     assert (tmp_path / "keys" / "kek" / "v1.key").read_bytes() == before
+
+
+def test_current_kek_is_the_newest_version_and_advance_makes_a_new_one(
+    keystore: LocalKeystore,
+) -> None:
+    assert keystore.current_id() == "local:v1"
+    assert keystore.advance() == "local:v2"
+    assert keystore.current_id() == "local:v2"
+    assert keystore.known_ids() == ["local:v1", "local:v2"]
+    assert keystore.wrap(DATA_KEY, file_identity())[0] == "local:v2"
+
+
+def test_retired_kek_stops_unwrapping_at_once_and_its_file_is_kept(
+    keystore: LocalKeystore, tmp_path: Path
+) -> None:
+    kek_id, wrapped = keystore.wrap(DATA_KEY, file_identity())
+    keystore.advance()
+    assert keystore.unwrap(kek_id, wrapped, file_identity()) == DATA_KEY  # read and remembered
+    keystore.retire(kek_id)
+    with pytest.raises(Unavailable):
+        keystore.unwrap(kek_id, wrapped, file_identity())
+    assert keystore.known_ids() == ["local:v2"]
+    retired = tmp_path / "keys" / "kek" / "retired"
+    assert (retired / "v1.key").is_file()
+    assert stat.S_IMODE(retired.stat().st_mode) == 0o700
+
+
+def test_a_new_version_never_reuses_a_retired_versions_number(keystore: LocalKeystore) -> None:
+    keystore.advance()
+    keystore.advance()
+    keystore.retire("local:v2")
+    # v3 is current; a restored v2 must not be shadowed by a different key named v2.
+    assert keystore.advance() == "local:v4"
+
+
+@pytest.mark.parametrize("kek_id", ["local:v7", "local:v1/../v1", "kms:v1", ""])
+def test_retiring_a_kek_the_keystore_does_not_hold_is_refused(
+    keystore: LocalKeystore, kek_id: str
+) -> None:
+    with pytest.raises(NotFound):
+        keystore.retire(kek_id)
+    assert keystore.known_ids() == ["local:v1"]

@@ -18,7 +18,9 @@ from tests.faults.support import LivenessWatch, site
 def test_kek_file_gone_or_unreadable_refuses_grants_and_recovers_once_restored(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    with site(tmp_path, postgres_url) as made:
+    # Without the data-key cache, whose bound ("within its lifetime") is tested
+    # in tests/crypto/test_keystore_cache.py: here a lost KEK must stop the very next grant.
+    with site(tmp_path, postgres_url, {"WEIGHTGATE_DATA_KEY_CACHE_SECONDS": "0"}) as made:
         replica = made.serve()
         first = made.grant(replica)
         assert first.status_code == 201, first.text
