@@ -258,7 +258,9 @@ class S3BlobStore:
         upload is aborted.
         """
         full = self._prefix + prefix
-        for page in self._pages("list object versions", "list_object_versions", Prefix=full):
+        for page in self._pages(
+            "list object versions", self._uploads.get_paginator("list_object_versions"), Prefix=full
+        ):
             for version in page.get("Versions", []):
                 yield ListedBlob(
                     str(version["Key"]).removeprefix(self._prefix),
@@ -266,7 +268,11 @@ class S3BlobStore:
                     int(version["Size"]),
                     version["LastModified"],
                 )
-        for page in self._pages("list unfinished uploads", "list_multipart_uploads", Prefix=full):
+        for page in self._pages(
+            "list unfinished uploads",
+            self._uploads.get_paginator("list_multipart_uploads"),
+            Prefix=full,
+        ):
             for upload in page.get("Uploads", []):
                 key, upload_id = str(upload["Key"]), str(upload["UploadId"])
                 yield ListedBlob(
@@ -278,12 +284,17 @@ class S3BlobStore:
                 )
 
     def _parts_size(self, key: str, upload_id: str) -> int:
-        pages = self._pages("list an upload's parts", "list_parts", Key=key, UploadId=upload_id)
+        paginator = self._uploads.get_paginator("list_parts")
+        pages = self._pages("list an upload's parts", paginator, Key=key, UploadId=upload_id)
         return sum(int(part["Size"]) for page in pages for part in page.get("Parts", []))
 
-    def _pages(self, action: str, operation: str, **params: str) -> Iterator[dict[str, Any]]:
-        """A listing's pages one at a time (bounded memory), vendor errors translated."""
-        pages = iter(self._uploads.get_paginator(operation).paginate(Bucket=self._bucket, **params))
+    def _pages(self, action: str, paginator: Any, **params: str) -> Iterator[dict[str, Any]]:
+        """A listing's pages one at a time (bounded memory), vendor errors translated.
+
+        The caller names the operation where it makes the paginator, so the IAM
+        policy test (tests/infra) can read every S3 call from the code.
+        """
+        pages = iter(paginator.paginate(Bucket=self._bucket, **params))
         while (page := self._call(action, lambda: next(pages, None))) is not None:
             yield page
 

@@ -3,21 +3,30 @@
 # code and fails when this policy grants more or less than they need.
 
 data "aws_iam_policy_document" "gateway" {
-  # gateway/storage/s3.py: head_bucket (readiness) and get_bucket_versioning (before a publish).
+  # gateway/storage/s3.py: head_bucket (readiness), get_bucket_versioning (before a
+  # publish), and for `weightgate gc` the listing of versions and unfinished uploads.
   statement {
-    sid       = "WeightsBucket"
-    actions   = ["s3:GetBucketVersioning", "s3:ListBucket"]
+    sid = "WeightsBucket"
+    actions = [
+      "s3:GetBucketVersioning",
+      "s3:ListBucket",
+      "s3:ListBucketMultipartUploads",
+      "s3:ListBucketVersions",
+    ]
     resources = [aws_s3_bucket.weights.arn]
   }
 
   # upload_fileobj (multipart: put, parts, complete, abort on failure), head_object after
-  # the upload, and head_object / presigned get_object pinned to a VersionId per redirect.
+  # the upload, head_object / presigned get_object pinned to a VersionId per redirect,
+  # and for `weightgate gc` an upload's parts and the deletion of one unreferenced version.
   statement {
     sid = "WeightsObjects"
     actions = [
       "s3:AbortMultipartUpload",
+      "s3:DeleteObjectVersion",
       "s3:GetObject",
       "s3:GetObjectVersion",
+      "s3:ListMultipartUploadParts",
       "s3:PutObject",
     ]
     resources = ["${aws_s3_bucket.weights.arn}/*"]
@@ -52,10 +61,11 @@ data "aws_iam_policy_document" "gateway" {
     }
   }
 
-  # WEIGHTGATE_KEYSTORE=kms:alias/...-kek: wrap and unwrap data keys, read the key's state.
+  # WEIGHTGATE_KEYSTORE=kms:alias/...-kek: wrap and unwrap data keys, read the key's
+  # state, and for `weightgate keys retire` disable a key no data key uses.
   statement {
     sid       = "KeyEncryptionKey"
-    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:DisableKey", "kms:Encrypt"]
     resources = [aws_kms_key.kek.arn]
   }
 }

@@ -22,6 +22,7 @@ _BUCKET_LEVEL: dict[str, str] = {
     "ListObjects": "s3:ListBucket",
     "ListObjectsV2": "s3:ListBucket",
     "ListObjectVersions": "s3:ListBucketVersions",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
     "GetBucketVersioning": "s3:GetBucketVersioning",
     "GetObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration",
 }
@@ -29,6 +30,7 @@ _PARTS: dict[str, str] = {
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "ListParts": "s3:ListMultipartUploadParts",
 }
 # What S3 asks of an SSE-KMS key for the caller: a data key to write, a decrypt to
 # read (not for HEAD) and to assemble a multipart upload.
