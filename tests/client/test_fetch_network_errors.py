@@ -57,7 +57,7 @@ def _gateway_announcing(
 ) -> Iterator[Services]:
     """A gateway serving on ``port`` whose file and storage URLs say ``public``."""
     settings = Settings(home=tmp_path / "home", keys_dir=tmp_path / "keys", url=public)
-    init_keys(settings.keys_dir)
+    init_keys(settings.keys_dir, dev_issuer=True)
     services = build_services(settings, clock)
     try:
         services.catalog.add_org("rhein", name="rhein", hq="DE", parent_hq=None, context=operator())

@@ -52,7 +52,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @contextmanager
 def gateway(settings: Settings, clock: FixedClock, *, publish: Path | None) -> Iterator[Services]:
     """A gateway on ``settings``, serving HTTP; with ``publish``, one org and that model."""
-    init_keys(settings.keys_dir)
+    init_keys(settings.keys_dir, dev_issuer=True)
     services = build_services(settings, clock)
     try:
         if publish is not None:

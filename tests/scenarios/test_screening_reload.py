@@ -54,7 +54,7 @@ def listed(tmp_path: Path) -> Path:
 
 def _build(settings: Settings, clock: FixedClock, listed: Path, **extra: Any) -> Services:
     configured = settings.model_copy(update={"screening_list": listed, **extra})
-    init_keys(configured.keys_dir)
+    init_keys(configured.keys_dir, dev_issuer=True)
     return build_services(configured, clock)
 
 
