@@ -4,11 +4,14 @@ Both servers run with the same number of uvicorn worker processes (2, one per
 core here), and ``wrk`` (Debian package ``wrk``) drives each with 64
 connections for the same time. The grant path does everything a real grant
 does: verifies the token, decides, appends to the audit log and commits
-durably (SQLite, WAL, synchronous=FULL), unwraps and re-seals the file keys,
-while the checkpoint publisher signs once a second.
+durably (SQLite, WAL, synchronous=FULL), unwraps each file key and wraps it
+for the client (envelope v2: one HPKE seal a grant), while the checkpoint
+publisher signs once a second.
 
-Then the log is aged to 200,000 entries (written straight into the tables,
-as ``audit_log`` does) and the same load runs again: a grant must cost the
+The same load runs against a gateway at a deployment's size: a screening list
+of 13,000 parties (about 30,000 names), 1,000 organisations and a 32-file
+model. Then the log is aged to 200,000 entries (written straight into the
+tables, as ``audit_log`` does) and the same load runs again: a grant must cost the
 same whatever the log's age. Last, one connection alone measures a grant's
 own latency (p50).
 """
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import screening
 from benchmarks.audit_log import extend_log
 from benchmarks.common import Result
 from gateway.api.background import free_port
@@ -141,14 +145,44 @@ class Bench:
     script: Path
 
 
-def _prepare(root: Path) -> Bench:
+# The deployment-size set-up: a full screening list, a registry and a sharded model.
+DEPLOYMENT_PARTIES = 13_000  # about 30,000 names with their aliases
+DEPLOYMENT_ORGS = 1_000
+DEPLOYMENT_SHARDS = 32
+
+
+def _prepare(root: Path, *, deployment: bool = False) -> Bench:
+    """A gateway's state and a grant request for wrk: small, or at a deployment's size."""
+    root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    settings = Settings(home=root / "home", keys_dir=root / "keys", url=f"http://127.0.0.1:{port}")
+    listed = None
+    if deployment:
+        listed = screening.write_csv(
+            screening.synthetic_parties(DEPLOYMENT_PARTIES), root / "screening.csv"
+        )
+    settings = Settings(
+        home=root / "home",
+        keys_dir=root / "keys",
+        url=f"http://127.0.0.1:{port}",
+        screening_list=listed,
+    )
     init_keys(settings.keys_dir, dev_issuer=True)
     services = build_services(settings)
     context = RequestContext(request_id=uuid.uuid4().hex, client_address="bench")
     services.catalog.add_org("bench", name="Bench", hq="DE", parent_hq=None, context=context)
-    write_synthetic_model(root / "model", shards=2, shard_bytes=1 << 16)
+    if deployment:
+        strangers = screening.synthetic_parties(DEPLOYMENT_ORGS - 1, seed=29)
+        for number, stranger in enumerate(strangers):
+            services.catalog.add_org(
+                f"org-{number:04d}",
+                name=stranger.name,
+                hq="DE",
+                parent_hq=None,
+                aliases=stranger.alt_names[:2],
+                context=context,
+            )
+    shards = DEPLOYMENT_SHARDS if deployment else 2
+    write_synthetic_model(root / "model", shards=shards, shard_bytes=1 << 12)
     services.catalog.publish(
         root / "model",
         model_id="bench/m",
@@ -168,7 +202,11 @@ def _prepare(root: Path) -> Bench:
     )
     services.close()
     body = json.dumps(
-        {"model": "bench/m", "recipient_key": base64.b64encode(bytes(range(1, 33))).decode()}
+        {
+            "model": "bench/m",
+            "recipient_key": base64.b64encode(bytes(range(1, 33))).decode(),
+            "envelopes": ["v2"],
+        }
     )
     script = root / "grant.lua"
     script.write_text(_LUA.format(body=body, token=token))
@@ -179,6 +217,8 @@ def _prepare(root: Path) -> Bench:
         "WEIGHTGATE_KEYS_DIR": str(settings.keys_dir),
         "WEIGHTGATE_URL": settings.url,
     }
+    if listed is not None:
+        env["WEIGHTGATE_SCREENING_LIST"] = str(listed)
     return Bench(root, settings, env, script)
 
 
@@ -225,18 +265,32 @@ def run() -> list[Result]:
     if shutil.which("wrk") is None:
         raise RuntimeError("the grant benchmark needs wrk (apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="wg-bench-grants-") as scratch:
-        bench = _prepare(Path(scratch))
-        bares, freshes = [], []
+        bench = _prepare(Path(scratch) / "small")
+        large = _prepare(Path(scratch) / "deployment", deployment=True)
+        bares, freshes, deployed = [], [], []
         for _ in range(ROUNDS):
             bares.append(_bare(bench))
             freshes.append(_gateway(bench))
-        bare, fresh = _median(bares), _median(freshes)
+            deployed.append(_gateway(large))
+        bare, fresh, at_size = _median(bares), _median(freshes), _median(deployed)
         alone = _gateway(bench, connections=1)
         _age(bench, AGED_ENTRIES)
         aged = _median([_gateway(bench) for _ in range(ROUNDS)])
     ratio = fresh.rps / bare.rps
     aging = aged.rps / fresh.rps
+    sizing = at_size.rps / fresh.rps
     return [
+        Result(
+            f"grants/s at a deployment's size / small set-up ({DEPLOYMENT_PARTIES:,} listed "
+            f"parties, {DEPLOYMENT_ORGS:,} organisations, {DEPLOYMENT_SHARDS}-file model)",
+            sizing,
+            "x",
+            ">= 0.8",
+            sizing >= 0.8,
+            f"{at_size.rps:.0f}/s vs {fresh.rps:.0f}/s (medians of {ROUNDS}: "
+            f"{', '.join(f'{d.rps:.0f}' for d in deployed)}); "
+            f"{at_size.rps / bare.rps:.2f}x the bare endpoint",
+        ),
         Result(
             f"grants/s / bare FastAPI, {WORKERS} workers each",
             ratio,
