@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from cryptography.cobblestone import Cobblestone256Encryptor
-from rapidfuzz import fuzz, process
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +29,7 @@ from gateway.names import (
     check_model_id,
     check_org_id,
     check_revision,
+    did_you_mean,
 )
 from gateway.policy.classification import classify
 from gateway.policy.countries import country_code
@@ -226,17 +226,10 @@ class Catalog:
     def model(self, model_id: str) -> ModelView:
         view = self._find_model(model_id)
         if view is None:
-            near = self._nearest_models(model_id)
-            hint = f"; did you mean {' or '.join(near)}?" if near else ""
-            raise NotFound(f"no model {model_id!r}{hint}")
+            # The catalog is no secret from anyone who may ask for a model (GET /v1/models).
+            ids = self._read(lambda s: list(s.scalars(select(Model.id).limit(_SUGGEST_FROM))))
+            raise NotFound(f"no model {model_id!r}{did_you_mean(model_id, ids)}")
         return view
-
-    def _nearest_models(self, model_id: str) -> list[str]:
-        """Up to three catalog names close to a mistyped one; the catalog is no secret
-        from anyone who may ask for a model (``GET /v1/models``)."""
-        ids = self._read(lambda s: list(s.scalars(select(Model.id).limit(_SUGGEST_FROM))))
-        close = process.extract(model_id, ids, scorer=fuzz.ratio, limit=3, score_cutoff=70)
-        return [name for name, _score, _index in close]
 
     def _find_model(self, model_id: str) -> ModelView | None:
         def load() -> ModelView | None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import PurePosixPath
+
+from rapidfuzz import fuzz, process
 
 from gateway.errors import InvalidInput
 
@@ -63,3 +66,9 @@ def check_subject(value: str) -> str:
     if not 0 < len(value) <= 256 or not is_printable(value):
         raise InvalidInput("a subject must be 1-256 printable characters")
     return value
+
+
+def did_you_mean(name: str, known: Iterable[str], *, limit: int = 3) -> str:
+    """ "; did you mean X or Y?" for the known names close to a mistyped one, else ""."""
+    close = process.extract(name, list(known), scorer=fuzz.ratio, limit=limit, score_cutoff=70)
+    return f"; did you mean {' or '.join(c for c, _score, _index in close)}?" if close else ""

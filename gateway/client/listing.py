@@ -19,7 +19,7 @@ from typing import Any
 from gateway.client.gateway_api import GatewayClient, public_url
 from gateway.client.grant_session import GrantedFile
 from gateway.errors import IntegrityError, InvalidInput, NotFound
-from gateway.names import check_file_path, check_model_id, check_revision
+from gateway.names import check_file_path, check_model_id, check_revision, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,8 @@ def _latest(client: GatewayClient, model: str) -> str:
         where = public_url(client.base_url)
         raise IntegrityError(f"the catalog from {where} is not one this client reads") from None
     if not revisions:
-        raise NotFound(f"no model {model!r}")
+        known = [str(m.get("id")) for m in body["models"] if isinstance(m, dict)]
+        raise NotFound(f"no model {model!r}{did_you_mean(model, known)}")
     if not isinstance(revisions[0], list) or not revisions[0]:
         raise NotFound(f"{model} has no published revision")
     # The catalog lists revisions in the order they were published.
