@@ -27,10 +27,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gateway import aws
 from gateway.errors import IntegrityError, InvalidInput, NotFound, Unavailable
 
 SCHEME = "kms:"
@@ -46,7 +46,6 @@ REQUEST_CONFIG = Config(
     read_timeout=3,
     retries={"total_max_attempts": 2, "mode": "standard"},
 )
-DEFAULT_REGION = "us-east-1"
 # A key ARN, key id (UUID or multi-Region mrk-), or alias, as KMS accepts them.
 _KEY_REFERENCE = re.compile(
     r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key/[A-Za-z0-9-]{1,64}|alias/[A-Za-z0-9/_-]{1,250})"
@@ -71,18 +70,13 @@ def parse_key_reference(spec: str) -> str:
 
 def make_client(*, endpoint_url: str | None, session: Any = None) -> Any:
     """A KMS client with bounded timeouts; credentials and region from the usual AWS chain."""
-    try:
-        session = session or boto3.session.Session()
-        return session.client(
-            "kms",
-            endpoint_url=endpoint_url,
-            region_name=session.region_name or DEFAULT_REGION,
-            config=REQUEST_CONFIG,
-        )
-    except ValueError as exc:  # botocore's answer to a malformed endpoint URL
-        raise InvalidInput(f"WEIGHTGATE_KMS_ENDPOINT_URL {endpoint_url!r}: {exc}") from None
-    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
-        raise InvalidInput(f"AWS configuration for the KMS client: {exc}") from None
+    return aws.make_client(
+        "kms",
+        endpoint_url=endpoint_url,
+        endpoint_setting="WEIGHTGATE_KMS_ENDPOINT_URL",
+        config=REQUEST_CONFIG,
+        session=session,
+    )
 
 
 class KmsKeystore:

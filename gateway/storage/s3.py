@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, BinaryIO, TypeVar
 
-import boto3
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gateway import aws
 from gateway.clock import Clock
 from gateway.errors import (
     Conflict,
@@ -84,7 +84,6 @@ CLIENT_CONFIG = Config(
     retries={"total_max_attempts": 3, "mode": "standard"},
     signature_version="s3v4",
 )
-DEFAULT_REGION = "us-east-1"
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
@@ -125,18 +124,13 @@ def make_client(
         # S3-compatible stores (MinIO, test servers) are addressed by host name
         # or IP, where virtual-hosted buckets (bucket.host) do not resolve.
         config = config.merge(Config(s3={"addressing_style": "path"}))
-    try:
-        session = session or boto3.session.Session()
-        return session.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=session.region_name or DEFAULT_REGION,
-            config=config,
-        )
-    except ValueError as exc:  # botocore's answer to a malformed endpoint URL
-        raise InvalidInput(f"WEIGHTGATE_S3_ENDPOINT_URL {endpoint_url!r}: {exc}") from None
-    except BotoCoreError as exc:  # e.g. AWS_PROFILE names a profile that does not exist
-        raise InvalidInput(f"AWS configuration for the S3 client: {exc}") from None
+    return aws.make_client(
+        "s3",
+        endpoint_url=endpoint_url,
+        endpoint_setting="WEIGHTGATE_S3_ENDPOINT_URL",
+        config=config,
+        session=session,
+    )
 
 
 class S3BlobStore:
