@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, inspect, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import metrics
 from gateway.audit.anchors import AnchorStore, open_anchor_store
 from gateway.audit.events import RequestContext
 from gateway.audit.leadership import leadership_for
@@ -29,7 +31,7 @@ from gateway.crypto import kms_keystore
 from gateway.crypto.data_key_cache import CachedKeystore
 from gateway.crypto.keyring import GatewayKeys
 from gateway.crypto.keystore import Keystore, LocalKeystore, MigratingKeystore
-from gateway.errors import InvalidInput, NotFound, Unavailable
+from gateway.errors import InvalidInput, NotFound, Unavailable, WeightgateError
 from gateway.exemptions import ExemptionService
 from gateway.identity import dev_issuer
 from gateway.identity.issuers import load_issuers_file
@@ -80,21 +82,44 @@ class Services:
         return self.dev_issuer is dev_issuer.Trust.TRUSTED
 
     def check_ready(self) -> dict[str, str]:
-        """Each dependency's state; raises Unavailable if any is down."""
+        """Each component's state; Unavailable names every one that is down (its ``failed``)."""
+        checks: dict[str, Callable[[], str | None]] = {
+            "database": self._check_database,
+            # Through the probe, so that readiness also tells the grant path what it saw.
+            "storage": self.storage_probe.probe,
+            "keys": self._check_keys,
+            "audit": self.audit.check_append,
+            "checkpoints": self._check_checkpoints,
+        }
+        states: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for component, check in checks.items():
+            if component in _NEED_DATABASE and "database" in failed:
+                failed[component] = "not checked: the database is unreachable"
+                continue
+            try:
+                states[component] = check() or "ok"
+            except WeightgateError as exc:
+                failed[component] = str(exc.detail.get("public", exc.message))
+        for component in failed:
+            metrics.READINESS_FAILURES.labels(component).inc()
+        if failed:
+            summary = "; ".join(f"{name}: {why}" for name, why in failed.items())
+            raise Unavailable(f"not ready: {summary}", failed=failed)
+        return states
+
+    def _check_database(self) -> None:
         try:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             raise Unavailable("database is unreachable") from exc
-        # Through the probe, so that readiness also tells the grant path what it saw.
-        self.storage_probe.probe()
-        self.keystore.check()
-        self._check_checkpoints()
-        # Which replica publishes is worth seeing: it is the one whose anchor writes matter.
-        role = "publishing" if self.publisher.status.leader else "ok"
-        return {"database": "ok", "storage": "ok", "keys": "ok", "checkpoints": role}
 
-    def _check_checkpoints(self) -> None:
+    def _check_keys(self) -> None:
+        with metrics.keystore_call("check"):
+            self.keystore.check()
+
+    def _check_checkpoints(self) -> str:
         """Publication works: this process's last round (if it publishes) and the log's lag."""
         failure = self.publisher.status.failure
         if failure is not None:
@@ -106,6 +131,8 @@ class Services:
                 f"checkpoint publication is stalled: the oldest unsigned entry "
                 f"has waited {lag:.0f} s"
             )
+        # Which replica publishes is worth seeing: it is the one whose anchor writes matter.
+        return "publishing" if self.publisher.status.leader else "ok"
 
     def start(self) -> None:
         """Start a serving process's background work: checkpoints, refusal summaries, probes."""
@@ -128,6 +155,8 @@ class Services:
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Readiness components that read the database: not checked while it is unreachable.
+_NEED_DATABASE = frozenset({"audit", "checkpoints"})
 # Readiness fails once the oldest unsigned entry has waited this long (or ten intervals).
 STALE_CHECKPOINT_SECONDS = 30
 

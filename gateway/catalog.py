@@ -17,6 +17,7 @@ from cryptography.cobblestone import Cobblestone256Encryptor
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import metrics
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.clock import Clock
@@ -422,9 +423,10 @@ class Catalog:
             encrypted = sealed.result()
         if stored.size != encrypted.ciphertext_size:
             raise Unavailable(f"storage kept {stored.size} of {encrypted.ciphertext_size} bytes")
-        kek_id, wrapped = self._keystore.wrap(
-            data_key, key_context(model_id, revision, path, file_version)
-        )
+        with metrics.keystore_call("wrap"):
+            kek_id, wrapped = self._keystore.wrap(
+                data_key, key_context(model_id, revision, path, file_version)
+            )
         return ModelFile(
             file_version=file_version,
             model_id=model_id,

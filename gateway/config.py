@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     checkpoint_interval: float = Field(default=1.0, gt=0, le=3600)  # seconds between checkpoints
     checkpoint_anchor: str | None = None  # file://DIR or s3://BUCKET[/PREFIX] (Object Lock)
     checkpoint_retention_days: int = Field(default=2557, ge=1)  # Object Lock retention (7 years)
+    # json, text, or auto: text on a terminal, JSON lines elsewhere (see docs/OPERATIONS.md);
+    # a plain string, checked in ``logging_setup``, so that a misspelling is a one-line error.
+    log_format: str = "auto"
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'weightgate.db').resolve()}"

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from gateway import metrics
 from gateway.audit.events import EVENTS
 from gateway.clock import Clock
 
@@ -71,7 +72,10 @@ class WebhookNotifier:
             self._queue.put_nowait(dict(entry))
         except queue.Full:
             self.failed += 1
+            metrics.WEBHOOK_DROPS.labels("queue_full").inc()
             _log.error("webhook queue full; dropped a %s notification", entry.get("event"))
+            return
+        metrics.WEBHOOK_QUEUE_DEPTH.set(self._queue.qsize())
 
     def close(self) -> None:
         self._queue.put(None)
@@ -87,6 +91,7 @@ class WebhookNotifier:
 
     def _run(self) -> None:
         while (entry := self._queue.get()) is not None:
+            metrics.WEBHOOK_QUEUE_DEPTH.set(self._queue.qsize())
             marker = entry.get("__drain__")
             if isinstance(marker, threading.Event):
                 marker.set()
@@ -115,4 +120,5 @@ class WebhookNotifier:
                 break  # shutting down
             delay *= 2
         self.failed += 1
+        metrics.WEBHOOK_DROPS.labels("gave_up").inc()
         _log.error("webhook gave up on a %s notification", entry.get("event"))

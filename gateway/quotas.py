@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import metrics
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.clock import Clock, as_utc
@@ -192,6 +193,7 @@ class QuotaService:
             },
         )
         self._audit.append([event])
+        metrics.QUOTA_REFUSALS.labels(refusal.scope).inc()
         raise QuotaExceeded(
             f"the {refusal.scope} quota is used up: {refusal.what}",
             retry_after=refusal.retry_after,

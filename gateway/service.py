@@ -21,6 +21,7 @@ from urllib.parse import quote
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import metrics
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.audit.sequencer import Change, Insert
@@ -167,6 +168,7 @@ class GrantService:
                 **common,
             )
             [index] = self._audit.append([event])
+            metrics.DECISIONS.labels("deny", str(decision.tier)).inc()
             raise PolicyDenied(
                 f"export of {model.id} to this requester is denied by {decision.policy}",
                 decision=decision.to_dict(),
@@ -249,6 +251,7 @@ class GrantService:
             # decide again on a fresh one (a denial now, audited as such).
             self._exemptions.forget(principal.org)
             return self.request_grant(principal, request, context, first_try=False)
+        metrics.DECISIONS.labels("allow", str(decision.tier)).inc()
         return IssuedGrant(
             {
                 "id": grant_id,
@@ -290,11 +293,12 @@ class GrantService:
         return files
 
     def _file_entry(self, grant_id: str, row: ModelFile, sealer: GrantSealer) -> dict[str, Any]:
-        data_key = self._keystore.unwrap(
-            row.kek_id,
-            row.wrapped_key,
-            key_context(row.model_id, row.revision, row.path, row.file_version),
-        )
+        with metrics.keystore_call("unwrap"):
+            data_key = self._keystore.unwrap(
+                row.kek_id,
+                row.wrapped_key,
+                key_context(row.model_id, row.revision, row.path, row.file_version),
+            )
         wrapped = sealer.seal_file_key(data_key, row.path, row.file_version)
         return {
             "path": row.path,

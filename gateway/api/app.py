@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from gateway.api import access_log, docs, problems
+from gateway.api import docs, problems
+from gateway.api.access_log import AccessLogMiddleware
 from gateway.api.deps import authenticate_scope
 from gateway.api.middleware import AuthenticateBeforeBody, BodyLimitMiddleware, RequestIdMiddleware
 from gateway.api.routes import router
@@ -71,16 +72,16 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     problems.install(app)
     docs.install(app)
 
-    # Outermost last: every answer, a 413 included, carries a request id; no
-    # body is read before its sender is authenticated, nor beyond the cap.
+    # Outermost last: every answer, a 413 included, carries a request id and
+    # is logged; no body is read before its sender is authenticated, nor beyond the cap.
     app.add_middleware(AuthenticateBeforeBody, authenticate=authenticate_scope)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     app.include_router(router)
     return app
 
 
 def worker_app() -> FastAPI:
     """One ``serve --workers N`` process: its own services from the environment, one database."""
-    access_log.install()
     return create_app(build_services(Settings()), owns_services=True)

@@ -35,12 +35,9 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 async def get_context(request: Request, services: ServicesDep) -> RequestContext:
     request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
     peer = request.client.host if request.client else None
-    return RequestContext(
-        request_id=request_id,
-        client_address=client_address(
-            peer, request.headers.get("x-forwarded-for"), services.trusted_proxies
-        ),
-    )
+    address = client_address(peer, request.headers.get("x-forwarded-for"), services.trusted_proxies)
+    request.state.client_address = address  # for the access log
+    return RequestContext(request_id=request_id, client_address=address)
 
 
 ContextDep = Annotated[RequestContext, Depends(get_context)]
@@ -92,8 +89,13 @@ async def get_principal(request: Request, services: ServicesDep, context: Contex
     """
     early = getattr(request.state, "authenticated", None)
     if isinstance(early, Principal):
-        return early
-    return await anyio.to_thread.run_sync(_verified_or_refused, request, services, context, early)
+        principal = early
+    else:
+        principal = await anyio.to_thread.run_sync(
+            _verified_or_refused, request, services, context, early
+        )
+    request.state.subject = principal.subject  # for the access log
+    return principal
 
 
 def _verified_or_refused(

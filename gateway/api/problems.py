@@ -94,6 +94,8 @@ def install(app: FastAPI) -> None:
             body["state"] = exc.detail["state"]
         if "retry_after" in exc.detail:
             body["retry_after"] = exc.detail["retry_after"]
+        if "failed" in exc.detail:
+            body["failed"] = exc.detail["failed"]
         return problem(body)
 
     @app.exception_handler(RequestValidationError)

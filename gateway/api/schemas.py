@@ -179,6 +179,7 @@ class Readiness(_Response):
     database: str
     storage: str
     keys: str
+    audit: str = Field(description="``ok`` once appends to the audit log commit")
     checkpoints: str = Field(
         description="``publishing`` on the replica that signs checkpoints, else ``ok``"
     )
@@ -447,6 +448,12 @@ class Problem(TypedDict):
     ]
     errors: NotRequired[
         Annotated[list[ValidationIssue], Field(description="what is malformed (422)")]
+    ]
+    failed: NotRequired[
+        Annotated[
+            dict[str, str],
+            Field(description="each component that is down, and why (503 from ``/readyz``)"),
+        ]
     ]
 
 

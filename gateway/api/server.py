@@ -9,7 +9,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import json
+import os
+import re
 import socket
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import h11
@@ -18,23 +22,63 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
-from gateway.api import access_log
+from gateway import metrics
+from gateway.api.logging_setup import logging_config
 from gateway.errors import InvalidInput, Unavailable
 
 
-def run_single(app: FastAPI, sock: socket.socket) -> None:
-    config = _config(app, sock, workers=1)
-    access_log.install()  # after the config, which sets logging up
+def run_single(app: FastAPI, sock: socket.socket, *, log_format: str) -> None:
+    config = _config(app, sock, workers=1, log_format=log_format)
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run_workers(sock: socket.socket, workers: int) -> None:
-    """N processes accepting on one socket, restarted by uvicorn's supervisor if one dies."""
-    config = _config("gateway.api.app:worker_app", sock, workers=workers)
-    Multiprocess(config, sockets=[sock]).run()
+def run_workers(sock: socket.socket, workers: int, *, log_format: str) -> None:
+    """N processes accepting on one socket, restarted by uvicorn's supervisor if one dies.
+
+    Their metrics meet in a directory made for this run (and removed after
+    it), so that ``/metrics``, whichever worker answers, adds up all of them.
+    """
+    config = _config("gateway.api.app:worker_app", sock, workers=workers, log_format=log_format)
+    with tempfile.TemporaryDirectory(prefix="weightgate-metrics-") as directory:
+        # Workers are spawned, so each reads this when it first imports prometheus_client.
+        os.environ[metrics.MULTIPROC_DIR] = directory
+        try:
+            _Supervisor(config, sockets=[sock], metrics_dir=Path(directory)).run()
+        finally:
+            os.environ.pop(metrics.MULTIPROC_DIR, None)
 
 
-def _config(app: FastAPI | str, sock: socket.socket, *, workers: int) -> uvicorn.Config:
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor, which also drops the live gauges of each worker that ended.
+
+    Whichever way a worker ends (crashed and replaced, SIGHUP, SIGTTOU), the
+    next pass of the supervisor's loop finds it gone: its counters stay in the
+    sums, its queue depths no longer count.
+    """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: Path):
+        super().__init__(config, sockets)
+        self._metrics_dir = metrics_dir
+        self._forgotten: set[int] = set()
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        serving = {process.pid for process in self.processes}
+        for file in self._metrics_dir.iterdir():
+            pid = _WORKER_FILE.fullmatch(file.name)
+            if pid is None or int(pid[1]) in serving or int(pid[1]) in self._forgotten:
+                continue
+            metrics.mark_process_dead(int(pid[1]), self._metrics_dir)
+            self._forgotten.add(int(pid[1]))
+
+
+# prometheus_client's files: counter_<pid>.db, gauge_livesum_<pid>.db, ...
+_WORKER_FILE = re.compile(r"[a-z_]+_(\d+)\.db")
+
+
+def _config(
+    app: FastAPI | str, sock: socket.socket, *, workers: int, log_format: str
+) -> uvicorn.Config:
     host, port = sock.getsockname()[:2]
     return uvicorn.Config(
         app,
@@ -43,6 +87,8 @@ def _config(app: FastAPI | str, sock: socket.socket, *, workers: int) -> uvicorn
         workers=workers,
         factory=isinstance(app, str),
         log_level="info",
+        log_config=logging_config(log_format),
+        access_log=False,  # the app's own (``access_log``) names the route, caller and latency
         # uvicorn believes X-Forwarded-For from loopback by default; only
         # WEIGHTGATE_TRUSTED_PROXIES may decide whose forwarded address counts.
         proxy_headers=False,

@@ -108,6 +108,10 @@ class AuditLog:
         """Be told of every entry once it is durable (must not block: it runs in the request)."""
         self._subscribers.append(subscriber)
 
+    def check_append(self) -> None:
+        """Raise Unavailable unless appends commit now (for readiness; see ``Sequencer.check``)."""
+        self._sequencer.check(timeout=self._append_timeout)
+
     def close(self) -> None:
         self._sequencer.close()
         self._turn.close()

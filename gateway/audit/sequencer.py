@@ -85,6 +85,8 @@ MAX_BATCH = 256
 # refused at once (503 with Retry-After) instead of queueing past its timeout.
 MAX_QUEUED = 4096
 RETRY_AFTER_SECONDS = 1
+# Readiness trusts a batch that committed this recently; otherwise it sends an empty one.
+HEALTHY_FOR = 5.0  # seconds
 
 
 @dataclass
@@ -122,6 +124,8 @@ class Sequencer:
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=max_queued)
         self._closed = False
         self._committing = 0
+        # When the last batch ended, and why it failed as a whole (None: it committed).
+        self._last_batch: tuple[float, BaseException | None] | None = None
         self._thread = threading.Thread(target=self._run, name="audit-sequencer", daemon=True)
         self._thread.start()
 
@@ -173,6 +177,26 @@ class Sequencer:
                 ) from None
         # Its batch has started: the answer is whatever that transaction decides.
         return pending.result.result(), pending.events
+
+    def check(self, *, timeout: float) -> None:
+        """Raise Unavailable unless appends commit: for readiness.
+
+        A batch that committed in the last few seconds says so; otherwise an
+        empty request goes through the writer like any other (locking and
+        checking the tree head, committing), so a writer that is closed, full,
+        stuck or failing is seen, and one that recovered is seen as well.
+        """
+        if self._closed:
+            raise Unavailable("the audit writer is closed (shutting down)")
+        if self._queue.full():
+            raise Unavailable("the audit append queue is full")
+        last = self._last_batch
+        if last is not None and last[1] is None and time.monotonic() < last[0] + HEALTHY_FOR:
+            return
+        try:
+            self.submit([], None, timeout=timeout)
+        except WeightgateError as exc:
+            raise Unavailable(f"audit appends fail: {exc.message}") from exc
 
     def close(self) -> None:
         """Commit what is queued, refuse what comes after, and stop the writer."""
@@ -236,6 +260,7 @@ class Sequencer:
         would only make each caller wait longer for the same answer.
         """
         failure = self._commit(batch)
+        self._last_batch = (time.monotonic(), failure)
         if failure is not None and len(batch) > 1 and _one_request_could_cause(failure):
             for pending in batch:
                 alone = self._commit([pending])
@@ -243,6 +268,7 @@ class Sequencer:
                     pending.result.set_exception(alone)
             return
         if failure is not None:
+            metrics.AUDIT_APPENDS_REFUSED.labels("failed").inc(len(batch))
             for pending in batch:
                 pending.result.set_exception(failure)
 

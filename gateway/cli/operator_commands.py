@@ -299,26 +299,29 @@ def serve(
 ) -> None:
     """Run the gateway (N processes with --workers; SIGHUP re-reads pack and list with one)."""
     from gateway.api.app import create_app
+    from gateway.api.logging_setup import resolve_format, serve_console
     from gateway.api.server import listening_socket, run_single, run_workers
     from gateway.bootstrap import build_services
 
     # The port is this process's, listening, before anything is created or recorded.
     sock = listening_socket(host, port)
-    stderr = Console(stderr=True, soft_wrap=True)
+    log_format = resolve_format(Settings().log_format)
+    stderr = serve_console(log_format)
+    settings = _public_settings(sock, stderr)
     # Built here first whatever the worker count: configuration mistakes fail
     # once, clearly, and the state is created (or migrated) before any worker starts.
-    services = build_services(_public_settings(sock, stderr))
+    services = build_services(settings)
     # A misconfigured anchor store (an S3 bucket without Object Lock, a
     # directory that cannot be written) is refused here, not at the first round.
     services.anchors.check()
     _warn_about_dev_issuer(services, stderr)
     _report_policy(services, stderr)
     if workers == 1:
-        _reload_on_sighup(services)
-        run_single(create_app(services, owns_services=True), sock)
+        _reload_on_sighup(services, stderr)
+        run_single(create_app(services, owns_services=True), sock, log_format=log_format)
         return
     services.close()
-    run_workers(sock, workers)
+    run_workers(sock, workers, log_format=log_format)
 
 
 def _public_settings(sock: socket.socket, stderr: Console) -> Settings:
@@ -376,9 +379,8 @@ def _report_policy(services: Services, stderr: Console) -> None:
         )
 
 
-def _reload_on_sighup(services: Services) -> None:
+def _reload_on_sighup(services: Services, stderr: Console) -> None:
     """SIGHUP re-reads the configured pack and screening list; a bad one is reported and stays."""
-    stderr = Console(stderr=True, soft_wrap=True)
 
     def reload() -> None:
         try:

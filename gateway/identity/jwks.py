@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,9 +21,11 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 
+from gateway import metrics
 from gateway.clock import Clock
 from gateway.errors import InvalidInput
 
+_log = logging.getLogger(__name__)
 MAX_JWKS_BYTES = 256 * 1024
 
 
@@ -128,9 +131,11 @@ class RemoteJwks:
         self.fetches += 1
         try:
             keys = self._fetch()
-        except (httpx.HTTPError, ValueError, InvalidInput):
+        except (httpx.HTTPError, ValueError, InvalidInput) as exc:
             # Keep serving the last good keys; `key()` stops once they are too old.
             self.failures += 1
+            metrics.JWKS_REFRESH_FAILURES.inc()
+            _log.warning("JWKS refresh from %s failed: %s", self._url, exc)
             return
         self._keys = keys
         self._fetched_at = now

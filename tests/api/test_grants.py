@@ -345,7 +345,7 @@ def test_policy_explain_endpoint_uses_the_shared_decision_shape(
 
 def test_health_readiness_and_catalog(http: httpx.Client, catalog_ready: Services) -> None:
     assert http.get("/healthz").json() == {"status": "ok"}
-    ready = {"database": "ok", "storage": "ok", "keys": "ok", "checkpoints": "ok"}
+    ready = {"database": "ok", "storage": "ok", "keys": "ok", "audit": "ok", "checkpoints": "ok"}
     assert http.get("/readyz").json() == ready
     models = http.get("/v1/models", headers=_auth(mint(catalog_ready))).json()["models"]
     assert models == [

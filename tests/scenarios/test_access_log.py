@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,12 +11,20 @@ import httpx
 import pytest
 
 from gateway.api.access_log import redact
-from tests.scenarios.deployment import Deployment, deployment, wait_until
+from tests.scenarios.deployment import Deployment, prepared, wait_until
+
+
+@dataclass
+class TextLogDeployment(Deployment):
+    """The text access log, as a terminal gets it (JSON lines: tests/ops)."""
+
+    def env(self, port: int) -> dict[str, str]:
+        return {**super().env(port), "WEIGHTGATE_LOG_FORMAT": "text"}
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Deployment]:
-    with deployment(tmp_path, None) as made:
+    with prepared(TextLogDeployment(tmp_path, None)) as made:
         yield made
 
 

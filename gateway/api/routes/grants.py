@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, RedirectResponse
 
+from gateway import metrics
 from gateway.api.deps import ContextDep, PrincipalDep, ServicesDep
 from gateway.api.problems import responses
 from gateway.api.schemas import INT64_MAX, GrantBody, GrantStatus, GrantView
@@ -50,7 +51,8 @@ def create_grant(
         exclude=tuple(body.exclude),
         envelopes=tuple(body.envelopes or ()),
     )
-    return services.grants.request_grant(principal, request, context).body
+    with metrics.timed(metrics.GRANT_SECONDS):
+        return services.grants.request_grant(principal, request, context).body
 
 
 @router.get(
@@ -99,7 +101,8 @@ def grant_file(
     The URL is a capability (``cap``): it needs no token, and works only while
     the grant is active and any exemption it rests on is still in force.
     """
-    url = services.grants.storage_redirect(grant_id, path, cap, context)
+    with metrics.timed(metrics.REDIRECT_SECONDS):
+        url = services.grants.storage_redirect(grant_id, path, cap, context)
     return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
 
 

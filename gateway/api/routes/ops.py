@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway import metrics
 from gateway.api.deps import ServicesDep
 from gateway.api.problems import responses
 from gateway.api.schemas import Health, Readiness
@@ -20,7 +20,10 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Readiness, responses=responses(503))
 def readyz(services: ServicesDep) -> dict[str, str]:
-    """Readiness: the database, storage, keystore and checkpoint publication all work (else 503)."""
+    """Readiness: the database, storage, keystore, audit appends and checkpoints work.
+
+    Otherwise a 503 problem whose ``failed`` names each component that is down, and why.
+    """
     return services.check_ready()
 
 
@@ -34,6 +37,7 @@ def readyz(services: ServicesDep) -> dict[str, str]:
         }
     },
 )
-def metrics() -> Response:
-    """Prometheus metrics of this process."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def prometheus_metrics() -> Response:
+    """Prometheus metrics: with ``serve --workers N``, every worker's added up."""
+    body, media_type = metrics.exposition()
+    return Response(body, media_type=media_type)
