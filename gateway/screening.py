@@ -3,11 +3,13 @@
 An organisation is screened when it is registered or changed (in the same
 transaction as the change) and when a list is loaded; a grant reads the
 stored hits instead of screening on every request. A stored result counts
-only for the list (its SHA-256) and threshold it was made with: after a
-reload, until the background pass reaches an organisation, a grant screens
-that one organisation itself against the list in force (under 5 ms a name
-with the index). It never falls back on a result made with another list, so
-a party listed in the new list is denied from its first grant after the load.
+only for the list (its SHA-256), threshold and matching rule
+(``MATCHER_VERSION``, stored with the hits) it was made with: after a
+reload or an upgrade that changes the rule, until the background pass
+reaches an organisation, a grant screens that one organisation itself
+against the list in force (under 5 ms a name with the index). It never falls
+back on a result made with another list, so a party listed in the new list
+is denied from its first grant after the load.
 
 The background pass is safe to run in every process at once: each batch is
 written through the audit log, which serialises every write, and skips any
@@ -34,7 +36,12 @@ from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.clock import Clock
 from gateway.errors import Unavailable, WeightgateError
-from gateway.policy.screening import ScreeningHit, ScreeningList, load_screening_list
+from gateway.policy.screening import (
+    MATCHER_VERSION,
+    ScreeningHit,
+    ScreeningList,
+    load_screening_list,
+)
 from gateway.recent import RecentCache
 from gateway.state.database import read
 from gateway.state.tables import Organisation, ScreeningResult
@@ -47,6 +54,9 @@ BATCH = 100
 # result another replica wrote reaches it within this time.
 RESULT_LIFETIME = timedelta(seconds=1)
 _BACKGROUND = {"subject": "screening", "org": None}
+# How the hits column starts for a result made under the rule in force
+# (``_encode``); results from before the rule had a version are a bare list.
+_CURRENT_RULE = f'{{"matcher": {MATCHER_VERSION}, "hits": '
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,12 @@ class StoredScreening:
     list_sha256: str
     threshold: int
     hits: tuple[ScreeningHit, ...]
+    matcher: int
+
+    @classmethod
+    def of(cls, row: ScreeningResult) -> StoredScreening:
+        matcher, hits = _decode(row.hits)
+        return cls(row.list_sha256, row.threshold, hits, matcher)
 
 
 @dataclass(frozen=True)
@@ -125,13 +141,15 @@ class ScreeningService:
 
     def _read(self, org_id: str) -> StoredScreening | None:
         row = read(self._sessions, lambda s: s.get(ScreeningResult, org_id))
-        if row is None:
-            return None
-        return StoredScreening(row.list_sha256, row.threshold, _decode(row.hits))
+        return None if row is None else StoredScreening.of(row)
 
     @staticmethod
     def _is_current(stored: StoredScreening, screening: ScreeningList) -> bool:
-        return stored.list_sha256 == screening.sha256 and stored.threshold == screening.threshold
+        return (
+            stored.list_sha256 == screening.sha256
+            and stored.threshold == screening.threshold
+            and stored.matcher == MATCHER_VERSION
+        )
 
     # Organisation changes -------------------------------------------------
 
@@ -232,11 +250,7 @@ class ScreeningService:
         def write(session: Session, _indices: list[int]) -> None:
             for org_id, before, hits in results:
                 row = session.get(ScreeningResult, org_id)
-                now_stored = (
-                    None
-                    if row is None
-                    else StoredScreening(row.list_sha256, row.threshold, _decode(row.hits))
-                )
+                now_stored = None if row is None else StoredScreening.of(row)
                 if now_stored != before:
                     raise _Raced(f"the stored result for {org_id} changed meanwhile")
                 if row is None:
@@ -306,7 +320,7 @@ class ScreeningService:
 def _stale(
     session: Session, screening: ScreeningList, limit: int
 ) -> list[tuple[str, list[str], StoredScreening | None]]:
-    """Up to ``limit`` organisations with no result for this list and threshold."""
+    """Up to ``limit`` organisations with no result for this list, threshold and rule."""
     query = (
         select(Organisation, ScreeningResult)
         .outerjoin(ScreeningResult, ScreeningResult.org_id == Organisation.id)
@@ -316,6 +330,7 @@ def _stale(
                 ~and_(
                     ScreeningResult.list_sha256 == screening.sha256,
                     ScreeningResult.threshold == screening.threshold,
+                    ScreeningResult.hits.startswith(_CURRENT_RULE, autoescape=True),
                 ),
             )
         )
@@ -326,9 +341,7 @@ def _stale(
         (
             org.id,
             names_of(org),
-            None
-            if result is None
-            else StoredScreening(result.list_sha256, result.threshold, _decode(result.hits)),
+            None if result is None else StoredScreening.of(result),
         )
         for org, result in session.execute(query)
     ]
@@ -343,12 +356,24 @@ def _summary(screening: ScreeningList) -> dict[str, Any]:
 
 
 def _encode(hits: Iterable[ScreeningHit]) -> str:
-    return json.dumps([hit.to_dict() for hit in hits])
+    """The hits with the rule that found them, so a stored result names its matcher."""
+    # Written from the prefix that ``_stale`` selects on: {"matcher": N, "hits": [...]}.
+    return _CURRENT_RULE + json.dumps([hit.to_dict() for hit in hits]) + "}"
 
 
-def _decode(text: str) -> tuple[ScreeningHit, ...]:
+def _decode(text: str) -> tuple[int, tuple[ScreeningHit, ...]]:
+    """(matcher version, hits); a bare list is from before the rule had a version."""
+    # Only this module writes the column; a result it cannot read decides nothing.
+    unreadable = Unavailable("a stored screening result cannot be read")
     try:
-        return tuple(ScreeningHit(**item) for item in json.loads(text))
-    except (ValueError, TypeError) as exc:
-        # Only this module writes the column; a result it cannot read decides nothing.
-        raise Unavailable("a stored screening result cannot be read") from exc
+        stored = json.loads(text)
+        if isinstance(stored, list):
+            matcher, items = 1, stored
+        else:
+            matcher, items = stored["matcher"], stored["hits"]
+        hits = tuple(ScreeningHit(**item) for item in items)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise unreadable from exc
+    if not isinstance(matcher, int):
+        raise unreadable
+    return matcher, hits

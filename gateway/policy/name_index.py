@@ -29,12 +29,18 @@ holds only through one of its parts:
 
 Below a cutoff of 90, part 3 would be fuzzy substrings, which no gram can
 block: the index then scores every name, as the full scan does.
+
+Short names (``is_short``) match only as whole words (``whole_words_allow``),
+whatever WRatio says: a short listed name is filed under one of its words and
+found by the query's words, and a short query finds the names that have its
+rarest word. The parts above then cover long names only.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -45,6 +51,32 @@ INDEXED_FROM = 90
 _GRAM = 3
 # WRatio compares whole strings below this length ratio and substrings from it.
 _PARTIAL_FROM = 1.5
+# From this length ratio on, WRatio scales substring scores to at most 60.
+_PARTIAL_UNTIL = 8
+# A normalised name shorter than this is matched as whole words only: two to
+# four letters (an acronym such as "BE") sit inside many unrelated longer
+# names ("Bench"), and WRatio scores such a substring 90.
+SHORT_NAME = 5
+# Scripts written without spaces between words: a short name in them is a
+# whole name and is routinely part of the longer registered one.
+_IDEOGRAPHS = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def is_short(name: str) -> bool:
+    """Whether the normalised ``name`` is too short to be found inside other words."""
+    return len(name) < SHORT_NAME and not _IDEOGRAPHS.search(name)
+
+
+def whole_words_allow(query: str, name: str) -> bool:
+    """Whether a short one of two normalised names consists of words of the other.
+
+    The rule comes before the score: "be" may match "be holdings" (if WRatio
+    agrees) but never "bench".
+    """
+    query_words, name_words = set(query.split()), set(name.split())
+    if is_short(query) and not query_words <= name_words:
+        return False
+    return not (is_short(name) and not name_words <= query_words)
 
 
 class _Postings:
@@ -104,12 +136,19 @@ class NameIndex:
         self._chars = _Postings(lengths)
         self._keyed = _Postings(lengths)
         self._keyed_tokens = _Postings(lengths)
+        self._short = _Postings(lengths)
+        self._short_positions: frozenset[int] = frozenset()
         if self._exhaustive:
             return
-        name_grams = []
+        name_grams: list[set[str]] = []
         for position, name in enumerate(self._names):
             for token in set(name.split()):
                 self._tokens.add(token, position)
+            if is_short(name):
+                # All its words must be in the query: any one of them finds it.
+                self._short.add(name.split()[0], position)
+                name_grams.append(set())
+                continue
             grams = _grams(name)
             name_grams.append(grams)
             for gram in grams:
@@ -119,9 +158,12 @@ class NameIndex:
         self._tokens.freeze()
         self._grams.freeze()
         self._chars.freeze()
+        self._short.freeze()
+        self._short_positions = frozenset(p for p, n in enumerate(self._names) if is_short(n))
         for position, grams in enumerate(name_grams):
-            if grams:
-                self._keyed.add(min(grams, key=self._grams.size), position)
+            if not grams:
+                continue  # short, or empty
+            self._keyed.add(min(grams, key=self._grams.size), position)
             heavy = self._heavy(self._names[position])
             for token in (
                 [min(heavy, key=self._tokens.size)] if heavy else self._names[position].split()
@@ -134,7 +176,11 @@ class NameIndex:
         return len(self._names)
 
     def matches(self, query: str) -> list[tuple[int, float]]:
-        """Each (position, WRatio score) at or above the cutoff: what the full scan finds."""
+        """Each (position, WRatio score) at or above the cutoff that whole words allow.
+
+        What the full scan finds: every name scored, those short names kept
+        that ``whole_words_allow``.
+        """
         if not query:
             return []
         if self._exhaustive:
@@ -143,8 +189,29 @@ class NameIndex:
                 for _, score, position in process.extract(
                     query, self._names, scorer=fuzz.WRatio, score_cutoff=self.cutoff, limit=None
                 )
+                if whole_words_allow(query, self._names[position])
             ]
-        return self._scored(query, list(self._candidates(query)), fuzz.WRatio)
+        words = set(query.split())
+        if is_short(query):
+            # A name with all the query's words has its rarest one; WRatio
+            # cannot reach the cutoff for names 8 times longer or more.
+            rarest = min(words, key=self._tokens.size)
+            candidates = {
+                p
+                for p in self._tokens.within(rarest, 0, len(query) * _PARTIAL_UNTIL)
+                if whole_words_allow(query, self._names[p])
+            }
+        else:
+            # Short names reach the parts above only by accident; they are
+            # found here, by the query's words, and only as whole words.
+            candidates = self._candidates(query) - self._short_positions
+            for token in words:
+                candidates.update(
+                    p
+                    for p in self._short.within(token, 0, math.inf)
+                    if set(self._names[p].split()) <= words
+                )
+        return self._scored(query, sorted(candidates), fuzz.WRatio)
 
     def _scored(
         self, query: str, positions: Sequence[int], scorer: Callable[..., float]

@@ -6,6 +6,10 @@ compared with a weighted fuzzy ratio, so "Huawei Technologies Co., Ltd." and
 "HUAWEI TECHNOLOGIES COMPANY LIMITED" match. A hit is evidence for a denial
 and a human review, never a proof; a miss is not a safe harbour.
 
+A short name (under five characters, as acronyms are) matches only as whole
+words: the alias "BE" matches "BE Holdings", never "Bench", though WRatio
+scores that substring 90 (see ``name_index.whole_words_allow``).
+
 The list builds its name index once, when it is loaded: screening a name
 then scores the few listed names that can match, not all of them, and finds
 the same hits (see ``name_index``).
@@ -28,6 +32,10 @@ from gateway.errors import InvalidInput
 from gateway.policy.name_index import NameIndex
 
 DEFAULT_THRESHOLD = 90
+# The version of the matching rule. A stored result made under another one is
+# stale, as one made with another list is: 1 scored every name with WRatio
+# alone, 2 matches short names as whole words only.
+MATCHER_VERSION = 2
 # Legal-form words say nothing about who an entity is; dropping them keeps
 # "Acme Ltd" and "Acme Limited Company" from looking like different parties.
 _LEGAL_FORMS = frozenset(

@@ -38,7 +38,7 @@ class ScreeningResult(Base):
     """An organisation's denied-party hits against one list, so a grant reads them, not screens.
 
     Written with every change to the organisation and after every list load;
-    the grant path trusts it only for the list (SHA-256) and threshold in force.
+    the grant path trusts it only for the list (SHA-256), threshold and matching rule in force.
     """
 
     __tablename__ = "screening_results"
@@ -46,7 +46,8 @@ class ScreeningResult(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
     list_sha256: Mapped[str] = mapped_column(String(64))
     threshold: Mapped[int] = mapped_column(Integer)
-    hits: Mapped[str] = mapped_column(Text)  # JSON list of ScreeningHit.to_dict()
+    # JSON {"matcher": version, "hits": [ScreeningHit.to_dict()]}; a bare list before versions
+    hits: Mapped[str] = mapped_column(Text)
     screened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -10,7 +10,12 @@ import pytest
 from gateway.errors import InvalidInput
 from gateway.policy.decision import DecisionRequest, decide
 from gateway.policy.pack import Eccn, load_pack
-from gateway.policy.screening import load_screening_list, normalise
+from gateway.policy.screening import (
+    ListedParty,
+    ScreeningList,
+    load_screening_list,
+    normalise,
+)
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -114,3 +119,43 @@ def test_missing_list_and_silly_threshold_are_refused(tmp_path: Path) -> None:
         load_screening_list(tmp_path / "absent.csv")
     with pytest.raises(InvalidInput, match="threshold"):
         load_screening_list(FIXTURES / "csl-synthetic.csv", threshold=10)
+
+
+def _listed(*names: str) -> ScreeningList:
+    parties = [ListedParty(f"P-{i}", "EL", name, ()) for i, name in enumerate(names)]
+    return ScreeningList(parties, sha256="0" * 64, threshold=90)
+
+
+def test_a_short_listed_alias_inside_a_longer_word_is_not_a_hit() -> None:
+    screening = ScreeningList(
+        [ListedParty("P-1", "EL", "Bereznik Electronics", ("BE", "NC"))],
+        sha256="0" * 64,
+        threshold=90,
+    )
+    assert screening.screen(["Bench"]) == []
+    assert screening.screen(["Benchmark Instruments GmbH", "Syncro"]) == []
+
+
+@pytest.mark.parametrize("name", ["BE Holdings", "be holdings ltd", "Holdings, B.E."])
+def test_a_short_listed_alias_still_hits_as_a_whole_word(name: str) -> None:
+    [hit] = _listed("BE").screen([name])
+    assert (hit.entry_id, hit.listed_name, hit.score) == ("P-0", "BE", 90)
+
+
+def test_a_short_organisation_alias_inside_a_longer_listed_word_is_not_a_hit() -> None:
+    screening = _listed("Abacus Trading", "AB Trading")
+    assert [hit.entry_id for hit in screening.screen(["AB"])] == ["P-1"]
+    assert [hit.entry_id for hit in screening.screen(["A.B."])] == ["P-1"]
+
+
+def test_short_names_match_each_other_only_when_equal() -> None:
+    screening = _listed("ZTE", "ZTEC")
+    assert [hit.entry_id for hit in screening.screen(["Z.T.E."])] == ["P-0"]
+    assert screening.screen(["ZTB"]) == []
+
+
+def test_short_names_in_ideographs_keep_matching_inside_longer_names() -> None:
+    # Chinese is written without spaces: a two-character listed name is a
+    # whole name, and is routinely part of the longer registered one.
+    [hit] = _listed("华为").screen(["华为技术有限公司"])
+    assert hit.entry_id == "P-0"

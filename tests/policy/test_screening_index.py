@@ -1,14 +1,17 @@
 """The name index finds every party the full WRatio scan finds, at the full list's size.
 
 The reference here is written again from rapidfuzz, independently of the
-index: every listed name scored against the screened one. A listed party the
-index missed would be a denied party granted; a party it found that the scan
-did not would be a score the scan disagrees with.
+index: every listed name scored against the screened one, and a pair kept
+only if a short name in it (under five characters, not Chinese or Japanese)
+is whole words of the other. A listed party the index missed would be a
+denied party granted; a party it found that the scan did not would be a
+score the scan disagrees with.
 """
 
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +20,15 @@ from rapidfuzz import fuzz, process
 
 from benchmarks.screening import disguise, screened_names, synthetic_parties
 from gateway.policy.screening import ListedParty, ScreeningList, normalise
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _words_fit(short: str, other: str) -> bool:
+    """True unless ``short`` is a short name with a word ``other`` lacks."""
+    if len(short) >= 5 or _CJK.search(short):
+        return True
+    return all(word in other.split() for word in short.split())
 
 
 class FullScan:
@@ -34,6 +46,9 @@ class FullScan:
             for _, score, position in process.extract(
                 query, self._names, scorer=fuzz.WRatio, score_cutoff=threshold, limit=None
             ):
+                listed = self._names[position]
+                if not (_words_fit(query, listed) and _words_fit(listed, query)):
+                    continue
                 entry = self._entries[position]
                 best[entry] = max(best.get(entry, 0), round(score))
         return sorted(best.items())
@@ -107,3 +122,34 @@ def test_below_90_the_list_scores_every_name_and_still_agrees_with_the_full_scan
     for party in _SMALL[:40]:
         name = disguise(party.name, rng)
         assert indexed(screening, name) == full_scan(name, 80)
+
+
+_SHORT_ALIASES = [
+    (party, alias) for party in _SMALL for alias in party.alt_names if len(normalise(alias)) < 5
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    pair=st.sampled_from(_SHORT_ALIASES),
+    text=st.text(_ALPHABET, max_size=20),
+    threshold=st.sampled_from([90, 95, 100]),
+)
+def test_short_listed_names_are_found_as_whole_words_exactly_as_by_the_full_scan(
+    pair: tuple[ListedParty, str], text: str, threshold: int
+) -> None:
+    party, alias = pair
+    names = (alias, f"{alias} {text}", f"{alias}{text}", f"{text}{alias.lower()}", text[:4])
+    for name in names:
+        assert indexed(_SMALL_LISTS[threshold], name) == _SMALL_SCAN(name, threshold), name
+    assert party.id in {hit.entry_id for hit in _SMALL_LISTS[threshold].screen([alias])}
+
+
+def test_a_short_alias_inside_a_word_is_not_found_and_as_a_word_it_is() -> None:
+    party = ListedParty("X-1", "EL", "Bereznik Electronics", ("BE",))
+    screening = ScreeningList([*_SMALL, party], sha256="0" * 64, threshold=90)
+    full_scan = FullScan([*_SMALL, party])
+    assert "X-1" not in {e for e, _ in indexed(screening, "Bench")}
+    assert ("X-1", 90) in indexed(screening, "BE Holdings")
+    for name in ("Bench", "BE Holdings"):
+        assert indexed(screening, name) == full_scan(name, 90)

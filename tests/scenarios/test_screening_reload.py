@@ -28,6 +28,7 @@ from gateway.config import Settings
 from gateway.crypto.keyring import init_keys
 from gateway.errors import InvalidInput
 from gateway.policy.pack import Eccn
+from gateway.policy.screening import MATCHER_VERSION
 from gateway.state.tables import ScreeningResult
 from tests.conftest import MODEL, REVISION, mint, operator
 
@@ -189,8 +190,8 @@ def test_a_stored_result_counts_only_for_the_list_it_was_made_with(
     current = services.screening.current
     assert current is not None
     forged_hit = (
-        '[{"entry_id": "SYN-X", "source": "SDN", "listed_name": "Rhein AI",'
-        ' "screened_name": "Rhein AI GmbH", "score": 99}]'
+        f'{{"matcher": {MATCHER_VERSION}, "hits": [{{"entry_id": "SYN-X", "source": "SDN",'
+        ' "listed_name": "Rhein AI", "screened_name": "Rhein AI GmbH", "score": 99}]}'
     )
     with services.sessions.begin() as session:
         session.execute(update(ScreeningResult).values(hits=forged_hit, list_sha256="f" * 64))
@@ -204,6 +205,38 @@ def test_a_stored_result_counts_only_for_the_list_it_was_made_with(
     denied = _grant(url, services)
     assert denied.status_code == 403
     assert any("SYN-X" in r["message"] for r in denied.json()["reasons"])
+
+
+def test_results_made_under_the_old_matching_rule_are_rescreened_and_the_change_audited(
+    gateway: tuple[str, Services], listed: Path
+) -> None:
+    url, services = gateway
+    # "RH" is inside "Rhein": the rule before short names matched as whole
+    # words scored that 90 and stored a hit, as a bare list of hits.
+    write_list(listed, [*OLD_PARTIES, ("SYN-3", "EL", "Rheda Hydraulics", "RH")])
+    services.screening.reload(operator())
+    assert services.screening.rescreen(operator()).changed == []
+    current = services.screening.current
+    assert current is not None and current.screen(["Rhein AI GmbH"]) == []
+    old_rule_hits = (
+        '[{"entry_id": "SYN-3", "source": "EL", "listed_name": "RH",'
+        ' "screened_name": "Rhein AI GmbH", "score": 90}]'
+    )
+    with services.sessions.begin() as session:
+        session.execute(update(ScreeningResult).values(hits=old_rule_hits))
+    services.screening._stored.clear()
+    services.catalog._clear_recent()
+    # Same list and threshold, older rule: the grant does not trust the stored hit.
+    assert _grant(url, services).status_code == 201
+
+    report = services.screening.rescreen(operator())
+    assert (report.screened, report.changed) == (1, ["rhein"])
+    [event] = _screening_events(services)
+    assert event["new_hits"] == []
+    assert [h["entry_id"] for h in event["cleared_hits"]] == ["SYN-3"]
+    assert _stored(services, "rhein").hits.startswith(f'{{"matcher": {MATCHER_VERSION}, ')
+    # Now current: the next pass has nothing to do.
+    assert services.screening.rescreen(operator()).screened == 0
 
 
 def test_a_list_that_cannot_be_read_on_reload_leaves_the_old_one_in_force(
