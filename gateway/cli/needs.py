@@ -18,6 +18,9 @@ _PACKS = "nothing but the packs; reads WEIGHTGATE_POLICY and WEIGHTGATE_POLICY_D
 
 NEEDS: dict[str, str] = {
     "keys init": _KEYS,
+    "keys rotate": _HOST + "; WEIGHTGATE_KEYSTORE names the KEK to move to",
+    "keys status": _HOST,
+    "keys retire": _HOST,
     "token mint": _KEYS + " (the development issuer; local use and tests only)",
     "migrate": "the gateway's host or a deploy job, no token; reads WEIGHTGATE_HOME and "
     "WEIGHTGATE_DATABASE_URL",

@@ -139,4 +139,8 @@ def test_migrate_creates_the_schema_once_and_then_finds_it_at_head(
     assert again.returncode == 0, again.stderr
     assert "at the newest schema" in again.stdout
     assert not (tmp_path / "nowhere").exists()
-    assert "audit_entries" in inspect(create_engine(postgres_url)).get_table_names()
+    engine = create_engine(postgres_url)
+    try:
+        assert "audit_entries" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
