@@ -179,7 +179,7 @@ class GrantService:
         # known to be down (503 with a Retry-After). This reads a flag that the
         # storage probe and every storage call keep; no network call here.
         self._storage.require_available()
-        grant_id = secrets.token_urlsafe(18)
+        grant_id = new_grant_id()
         expires_at = now + self._ttl
         # Keys are unwrapped and sealed before the audit append so a keystore
         # failure leaves no "allowed" entry behind, yet nothing leaves until
@@ -418,6 +418,11 @@ class GrantService:
 
 class _ExemptionWithdrawn(Exception):
     """The exemption a decision relied on is no longer in force; its grant was rolled back."""
+
+
+def new_grant_id() -> str:
+    """128 random bits in hex: never starting with "-", which a CLI would read as an option."""
+    return secrets.token_hex(16)
 
 
 def _owns(principal: Principal, grant: Grant) -> bool:

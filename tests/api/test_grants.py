@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from gateway.clock import FixedClock
 from gateway.crypto.fileformat import HEADER_SIZE
 from gateway.crypto.keyrelease import grant_info, open_key
 from gateway.identity.principal import Role
+from gateway.service import new_grant_id
 from gateway.state.tables import AuditEntry, Grant
 from tests.conftest import MODEL, REVISION, mint
 
@@ -368,3 +370,10 @@ def test_health_readiness_and_catalog(http: httpx.Client, catalog_ready: Service
     # This process now holds the publisher role, and readiness says so.
     assert http.get("/readyz").json() == {**ready, "checkpoints": "publishing"}
     assert "python_info" in http.get("/metrics").text
+
+
+def test_grant_ids_can_be_typed_on_a_command_line() -> None:
+    """An id beginning with "-" (one in 64 of URL-safe base64 ids) reads as an option."""
+    ids = {new_grant_id() for _ in range(1_000)}
+    assert len(ids) == 1_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", grant_id) for grant_id in ids)
