@@ -48,3 +48,20 @@ def assert_fetch_error(result: subprocess.CompletedProcess[str], status: int, te
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("error:") and text in lines[-1], result.stderr
     assert all("bytes" in line for line in lines[:-1]), result.stderr
+
+
+def start_large_publish(
+    env: dict[str, str], model: Path, *, shard_bytes: int
+) -> subprocess.Popen[str]:
+    """`models publish` of twelve random shards, running: long enough to interrupt half way."""
+    model.mkdir()
+    for shard in range(12):
+        (model / f"shard-{shard:02}.bin").write_bytes(os.urandom(shard_bytes))
+    command = ["models", "publish", str(model), "--model", "acme/big", "--revision", "v1"]
+    return subprocess.Popen(
+        [WEIGHTGATE, *command, "--eccn", "EAR99"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

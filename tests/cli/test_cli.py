@@ -17,6 +17,7 @@ import pytest
 
 from gateway.api.background import free_port
 from gateway.demo import write_synthetic_model
+from tests.cli.support import start_large_publish
 
 WEIGHTGATE = str(Path(sys.executable).with_name("weightgate"))
 
@@ -330,29 +331,8 @@ def test_publish_interrupted_by_ctrl_c_leaves_no_ciphertext(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     assert run(env, "keys", "init").returncode == 0
-    model = tmp_path / "big"
-    model.mkdir()
-    for shard in range(12):
-        (model / f"shard-{shard:02}.bin").write_bytes(os.urandom(8 << 20))
     objects = tmp_path / "home" / "blobs" / "objects"
-    process = subprocess.Popen(
-        [
-            WEIGHTGATE,
-            "models",
-            "publish",
-            str(model),
-            "--model",
-            "acme/big",
-            "--revision",
-            "v1",
-            "--eccn",
-            "EAR99",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_large_publish(env, tmp_path / "big", shard_bytes=8 << 20)
     # Interrupt once the first file is stored, while later ones are still to come.
     deadline = time.monotonic() + 60
     while not any(p.is_file() and not p.name.startswith(".") for p in objects.rglob("*")):

@@ -52,22 +52,7 @@ def test_wrapping_twice_never_reuses_a_nonce(keystore: LocalKeystore) -> None:
     assert first != second
 
 
-@pytest.mark.parametrize(
-    "moved_to",
-    [
-        {"model": "acme/frontier-2"},
-        {"revision": "r2"},
-        {"path": "weights/model-00002-of-00002.safetensors"},
-        {"file_version": "0" * 32},
-    ],
-    ids=["model", "revision", "path", "file_version"],
-)
-def test_wrapped_key_copied_onto_another_files_row_fails(
-    keystore: LocalKeystore, moved_to: dict[str, str]
-) -> None:
-    kek_id, wrapped = keystore.wrap(DATA_KEY, file_identity())
-    with pytest.raises(IntegrityError):
-        keystore.unwrap(kek_id, wrapped, file_identity(**moved_to))
+# A wrapped key copied onto another file's row: test_keystore_contract.py, for every keystore.
 
 
 def test_rotation_keeps_old_wraps_readable_and_wraps_new_keys_under_the_new_kek(

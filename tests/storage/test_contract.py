@@ -20,6 +20,7 @@ import pytest
 from gateway.errors import Gone, InvalidInput, NotFound
 from gateway.storage.interfaces import StoredObject
 from tests.storage.conftest import Backend
+from tests.storage.sources import BreaksAfter
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -213,27 +214,11 @@ class _SourceGone(Exception):
     pass
 
 
-class _BreaksAfter(io.RawIOBase):
-    """A source that fails after ``good`` bytes, as a publish interrupted half way does."""
-
-    def __init__(self, good: int) -> None:
-        self._left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._left <= 0:
-            raise _SourceGone("the source went away")
-        count = min(len(view), self._left)
-        view[:count] = bytes(count)
-        self._left -= count
-        return count
-
-
 def test_upload_that_fails_half_way_leaves_nothing_listed(backend: Backend) -> None:
     # 12 MiB is past one S3 part: a multipart upload is under way when it fails.
     with pytest.raises(_SourceGone):
-        backend.store.put("objects/half", io.BufferedReader(_BreaksAfter(12 << 20)))
+        backend.store.put(
+            "objects/half",
+            io.BufferedReader(BreaksAfter(12 << 20, _SourceGone("the source went away"))),
+        )
     assert list(backend.store.list_blobs("objects/")) == []

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.cli.support import start_large_publish
 from tests.storage.conftest import REGION, MotoServer, create_bucket
 
 WEIGHTGATE = str(Path(sys.executable).with_name("weightgate"))
@@ -43,28 +44,7 @@ def test_ctrl_c_while_uploading_to_s3_leaves_nothing_in_the_bucket(
     )
     init = subprocess.run([WEIGHTGATE, "keys", "init"], env=env, capture_output=True, check=False)
     assert init.returncode == 0, init.stderr
-    model = tmp_path / "model"
-    model.mkdir()
-    for shard in range(12):
-        (model / f"shard-{shard:02}.bin").write_bytes(os.urandom(6 << 20))
-    process = subprocess.Popen(
-        [
-            WEIGHTGATE,
-            "models",
-            "publish",
-            str(model),
-            "--model",
-            "acme/big",
-            "--revision",
-            "v1",
-            "--eccn",
-            "EAR99",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_large_publish(env, tmp_path / "model", shard_bytes=6 << 20)
     deadline = time.monotonic() + 60
     while not _objects(s3, bucket):
         assert process.poll() is None and time.monotonic() < deadline, "publish ended first"

@@ -33,9 +33,10 @@ from tests.storage.conftest import (
     running_moto,
     s3_client,
 )
+from tests.storage.sources import BreaksAfter
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+    pass
 
 
 @pytest.fixture
@@ -147,30 +148,13 @@ def test_key_overwritten_during_upload_is_not_pinned(
         _put(store, "objects/a", b"ours")
 
 
-class _FailingSource(io.RawIOBase):
-    """Ciphertext that stops with an integrity error after ``good`` bytes, mid-multipart."""
-
-    def __init__(self, good: int) -> None:
-        self._left = good
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._left <= 0:
-            raise IntegrityError("source went bad")
-        count = min(len(view), self._left)
-        view[:count] = bytes(count)
-        self._left -= count
-        return count
-
-
 def test_source_error_propagates_unchanged_and_leaves_no_parts(
     store: S3BlobStore, s3: Any, bucket: str
 ) -> None:
     with pytest.raises(IntegrityError, match="source went bad"):
-        store.put("objects/a", io.BufferedReader(_FailingSource(12 << 20)))
+        store.put(
+            "objects/a", io.BufferedReader(BreaksAfter(12 << 20, IntegrityError("source went bad")))
+        )
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
     assert "Versions" not in s3.list_object_versions(Bucket=bucket)
 
