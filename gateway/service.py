@@ -189,7 +189,9 @@ class GrantService:
             recipient,
             GrantBinding(grant_id, principal.subject, model.id, revision, expires_at),
         )
-        listed = [self._file_entry(grant_id, f, sealer) for f in files]
+        # The first refusal ends the grant, so one count around the loop is exact.
+        with metrics.keystore_call("unwrap"):
+            listed = [self._file_entry(grant_id, f, sealer) for f in files]
         paths = [f.path for f in files]
 
         grant_row = {
@@ -293,12 +295,11 @@ class GrantService:
         return files
 
     def _file_entry(self, grant_id: str, row: ModelFile, sealer: GrantSealer) -> dict[str, Any]:
-        with metrics.keystore_call("unwrap"):
-            data_key = self._keystore.unwrap(
-                row.kek_id,
-                row.wrapped_key,
-                key_context(row.model_id, row.revision, row.path, row.file_version),
-            )
+        data_key = self._keystore.unwrap(
+            row.kek_id,
+            row.wrapped_key,
+            key_context(row.model_id, row.revision, row.path, row.file_version),
+        )
         wrapped = sealer.seal_file_key(data_key, row.path, row.file_version)
         return {
             "path": row.path,
