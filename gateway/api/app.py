@@ -15,6 +15,7 @@ from gateway.api.middleware import AuthenticateBeforeBody, BodyLimitMiddleware, 
 from gateway.api.routes import router
 from gateway.bootstrap import Services, build_services
 from gateway.config import Settings
+from gateway.console.app import create_console
 
 _DESCRIPTION = """\
 Before anyone gets a byte, the gateway checks who is asking and which export
@@ -89,6 +90,7 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(AccessLogMiddleware)
     app.include_router(router)
+    app.mount("/console", create_console(services))
     return app
 
 

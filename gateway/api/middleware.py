@@ -138,7 +138,12 @@ class AuthenticateBeforeBody:
         self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        # The console's forms authenticate by session cookie, before they are read.
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in _BODY_METHODS
+            or scope["path"].startswith("/console/")
+        ):
             await self.app(scope, receive, send)
             return
         outcome = await anyio.to_thread.run_sync(self.authenticate, scope)

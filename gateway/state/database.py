@@ -125,6 +125,16 @@ def read(sessions: sessionmaker[Session], query: Callable[[Session], T]) -> T:
         raise Unavailable("the database is unavailable") from exc
 
 
+@contextlib.contextmanager
+def write(writers: sessionmaker[Session]) -> Iterator[Session]:
+    """A write transaction on ``writers``; a database failure is Unavailable (fail closed)."""
+    try:
+        with writers.begin() as session:
+            yield session
+    except SQLAlchemyError as exc:
+        raise Unavailable("the database is unavailable") from exc
+
+
 def writer_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     """Sessions for transactions that write: on SQLite they take the write lock at BEGIN."""
     engine: Engine = sessions.kw["bind"]

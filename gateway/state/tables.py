@@ -228,3 +228,37 @@ class PolicyInForce(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     source: Mapped[bytes] = mapped_column(LargeBinary)
     switched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsoleSession(Base):
+    """A signed-in console user: who their token said they were, until the token expired.
+
+    Only the SHA-256 of the cookie's secret is kept, so a copy of the
+    database opens no one's session.
+    """
+
+    __tablename__ = "console_sessions"
+
+    secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(256))
+    org_id: Mapped[str] = mapped_column(String(64))
+    country: Mapped[str] = mapped_column(String(2))
+    roles: Mapped[str] = mapped_column(Text)  # JSON list
+    issuer: Mapped[str] = mapped_column(String(512))
+    token_id: Mapped[str | None] = mapped_column(String(256))
+    csrf: Mapped[str] = mapped_column(String(64))  # the token every state-changing form carries
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ConsoleSignIn(Base):
+    """An OIDC sign-in under way: its PKCE verifier and nonce, kept until the callback."""
+
+    __tablename__ = "console_sign_ins"
+
+    state_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(512))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(64))
+    return_to: Mapped[str] = mapped_column(String(512))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
