@@ -60,7 +60,9 @@ def uses_tls(services: Services) -> bool:
     return services.settings.url.lower().startswith("https://")
 
 
-def set_session_cookie(response: Response, services: Services, secret: str, lasts: timedelta) -> None:
+def set_session_cookie(
+    response: Response, services: Services, secret: str, lasts: timedelta
+) -> None:
     # HttpOnly: no script reads it. SameSite=Strict: no other site's page can
     # send it. Secure whenever the gateway's public URL is https. Max-Age, not
     # Expires: the browser's clock need not agree with ours.

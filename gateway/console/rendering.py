@@ -11,6 +11,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from gateway.clock import as_utc
+from gateway.console.sessions import SignedIn
+from gateway.identity.principal import Role
 
 BASE = "/console"
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -38,10 +40,13 @@ environment.filters["utc"] = utc_time
 
 def page(request: Request, template: str, *, status: int = 200, **values: Any) -> HTMLResponse:
     """``template`` rendered with ``values``, the signed-in viewer and the CSRF token."""
-    viewer = getattr(request.state, "viewer", None)
+    viewer: SignedIn | None = getattr(request.state, "viewer", None)
+    roles = viewer.principal.roles if viewer is not None else frozenset()
     html = environment.get_template(template).render(
         base=BASE,
         viewer=viewer,
+        reviewer=bool(roles & {Role.SECURITY, Role.ADMIN}),  # the nav leads somewhere
+        admin=Role.ADMIN in roles,
         csrf=viewer.csrf if viewer is not None else "",
         path=request.url.path,
         **values,
