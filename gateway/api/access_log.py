@@ -17,7 +17,16 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Query parameters whose values are credentials, whatever the route.
-SECRET_PARAMETERS = ("cap", "sig", "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token")
+# ``code`` and ``state`` are an OIDC sign-in's, on the console's callback.
+SECRET_PARAMETERS = (
+    "cap",
+    "sig",
+    "code",
+    "state",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+)
 _SECRET = re.compile(
     r"(?P<name>(?:^|[?&])(?:" + "|".join(map(re.escape, SECRET_PARAMETERS)) + r")=)[^&\s\"]*",
     re.IGNORECASE,

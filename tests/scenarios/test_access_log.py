@@ -64,3 +64,6 @@ def test_redaction_keeps_everything_but_the_secret_values() -> None:
         "/o?X-Amz-Signature=[redacted]&X-Amz-Credential=[redacted]"
     )
     assert redact("/v1/models?capacity=3") == "/v1/models?capacity=3"
+    assert redact("/console/sign-in/callback?code=c0de&state=s7") == (
+        "/console/sign-in/callback?code=[redacted]&state=[redacted]"
+    )
