@@ -123,20 +123,27 @@ def test_the_proposers_own_approval_forged_by_hand_is_refused_and_changes_nothin
     page = console.sign_in(
         console_token(catalog_ready, "alice", Role.ADMIN), then="/console/exemptions"
     )
-    cookies, csrf = _session(page)
-    # The button is not there; the request is made anyway, with the right CSRF token.
-    forged = httpx.post(
-        f"{console.base_url}/console/exemptions/{exemption_id}/approve",
-        data={"csrf": csrf},
-        cookies=cookies,
-        follow_redirects=False,
-    )
-    assert forged.status_code == 403
-    assert "cannot approve it" in forged.text
+    card = page.locator(f"section[data-exemption='{exemption_id}']")
+    expect(card.locator("button", has_text="Approve")).to_have_count(0)
+    # The button is not there; the page is made to post one anyway, with the session's CSRF token.
+    with page.expect_navigation() as navigated:
+        page.evaluate(
+            """id => {
+                const form = document.createElement("form");
+                form.method = "post";
+                form.action = `/console/exemptions/${id}/approve`;
+                form.appendChild(document.querySelector("input[name=csrf]").cloneNode());
+                document.body.appendChild(form);
+                form.submit();
+            }""",
+            exemption_id,
+        )
+    answer = navigated.value
+    assert answer is not None and answer.status == 403
+    expect(page.locator("[role=alert]")).to_contain_text("cannot approve it")
     [still] = catalog_ready.exemptions.list()
     assert still["status"] == "pending" and still["approvals"] == []
     assert catalog_ready.audit.query(event="exemption.approve") == []
-    page.goto(f"{console.base_url}/console/exemptions/{exemption_id}/approve")  # GET: no such page
     console.screenshot("forged-approve")
 
 
@@ -169,6 +176,7 @@ def test_a_malformed_proposal_is_shown_back_with_why_never_a_server_error(
     page = console.sign_in(
         console_token(catalog_ready, "alice", Role.ADMIN), then="/console/exemptions"
     )
+    console.screenshot("empty-queue")
     cookies, csrf = _session(page)
     url = f"{console.base_url}/console/exemptions"
     form = {
@@ -196,6 +204,7 @@ def test_a_malformed_proposal_is_shown_back_with_why_never_a_server_error(
             url, data={**form, "until": _until(catalog_ready).isoformat(), **bad}, cookies=cookies
         )
         assert answer.status_code == expected, (bad, answer.text)
+        assert "The proposal was not made" in answer.text
     no_reason = httpx.post(f"{url}/{'a' * 32}/reject", data={"csrf": csrf}, cookies=cookies)
     assert no_reason.status_code == 422
     odd_id = httpx.post(f"{url}/..%2Fx/revoke", data={"csrf": csrf}, cookies=cookies)

@@ -15,13 +15,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from gateway.api.deps import ContextDep, ServicesDep
+from gateway.api.problems import status_of
 from gateway.api.schemas import ExemptionBody, RejectBody
 from gateway.bootstrap import Services
 from gateway.console.auth import AdminForm, ConsoleAdmin, Form
 from gateway.console.rendering import page
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, NotFound
 from gateway.exemptions import Proposal
 
 router = APIRouter()
@@ -61,7 +63,7 @@ def propose(
     services: ServicesDep,
     context: ContextDep,
 ) -> Response:
-    """Validated by the API's own body model; a bad field re-shows the form with why (422)."""
+    """Validated by the API's own body model; a refusal re-shows the form with why (4xx)."""
     try:
         body = ExemptionBody.model_validate(_body_of(form))
     except ValidationError as invalid:
@@ -78,7 +80,17 @@ def propose(
         conditions=body.conditions,
         valid_from=body.valid_from,
     )
-    services.exemptions.propose(viewer.principal, proposal, context)
+    try:
+        services.exemptions.propose(viewer.principal, proposal, context)
+    except (InvalidInput, NotFound) as refused:
+        # The service's own checks (a country, a tier, a model): shown beside what was typed.
+        return _page(
+            request,
+            services,
+            problems=[refused.message],
+            entered=form.fields,
+            status=status_of(refused),
+        )
     return _back("proposed")
 
 
@@ -174,7 +186,7 @@ def _body_of(form: Form) -> dict[str, Any]:
     return body
 
 
-def _problem(issue: Any) -> str:
+def _problem(issue: ErrorDetails) -> str:
     where = ".".join(str(part) for part in issue.get("loc", ()))
     return f"{where.replace('_', ' ')}: {issue.get('msg', 'invalid')}"
 
