@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,21 @@ class ScreeningService:
     def _read(self, org_id: str) -> StoredScreening | None:
         row = read(self._sessions, lambda s: s.get(ScreeningResult, org_id))
         return None if row is None else StoredScreening.of(row)
+
+    def stored_results(self, org_ids: Sequence[str]) -> dict[str, StoredScreening]:
+        """The stored results of these organisations, read afresh (for reviewers, not grants)."""
+        wanted = list(dict.fromkeys(org_ids))
+        found: dict[str, StoredScreening] = {}
+        # In batches: a database bounds the parameters one statement may carry.
+        for start in range(0, len(wanted), BATCH):
+            for row in read(self._sessions, partial(_results_of, wanted[start : start + BATCH])):
+                found[row.org_id] = StoredScreening.of(row)
+        return found
+
+    def is_current(self, stored: StoredScreening) -> bool:
+        """Whether a stored result was made with the list, threshold and rule now in force."""
+        screening = self._list
+        return screening is not None and self._is_current(stored, screening)
 
     @staticmethod
     def _is_current(stored: StoredScreening, screening: ScreeningList) -> bool:
@@ -345,6 +361,11 @@ def _stale(
         )
         for org, result in session.execute(query)
     ]
+
+
+def _results_of(org_ids: list[str], session: Session) -> list[ScreeningResult]:
+    query = select(ScreeningResult).where(ScreeningResult.org_id.in_(org_ids))
+    return list(session.scalars(query))
 
 
 def _summary(screening: ScreeningList) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway import metrics
@@ -54,6 +54,8 @@ from gateway.storage.health import StorageHealth
 from gateway.storage.interfaces import BlobStore, StoredObject
 
 STORAGE_URL_LIFETIME = timedelta(seconds=60)
+# The most grants ``recent`` lists at once.
+MAX_RECENT = 500
 
 
 @dataclass(frozen=True)
@@ -415,6 +417,33 @@ class GrantService:
             "state": self._state(grant),
             "audit_index": grant.audit_index,
         }
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest grants, newest first, for the console's reviewers (at most ``MAX_RECENT``).
+
+        Only what a reviewer needs to judge and revoke them: no file URLs or
+        keys, which only the grant's holder ever receives.
+        """
+        if not 1 <= limit <= MAX_RECENT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_RECENT}")
+        query = select(Grant).order_by(Grant.created_at.desc(), Grant.id).limit(limit)
+        grants = read(self._sessions, lambda s: list(s.scalars(query)))
+        return [
+            {
+                "id": grant.id,
+                "subject": grant.subject,
+                "issuer": grant.issuer,
+                "org": grant.org_id,
+                "model": grant.model_id,
+                "revision": grant.revision,
+                "files": len(json.loads(grant.paths)),
+                "created_at": as_utc(grant.created_at).isoformat(),
+                "expires_at": as_utc(grant.expires_at).isoformat(),
+                "state": self._state(grant),
+                "exemption_id": grant.exemption_id,
+            }
+            for grant in grants
+        ]
 
 
 class _ExemptionWithdrawn(Exception):

@@ -329,6 +329,7 @@ class ExemptionView(_Response):
     reason: str
     conditions: str | None
     proposed_by: str
+    proposed_at: Timestamp
     approvals: list[str]
     approvals_required: int = Field(ge=1)
     status: Literal["pending", "approved", "rejected", "revoked", "expired"]

@@ -259,3 +259,21 @@ def test_exemptions_from_the_command_line(gateway_url: str, catalog_ready: Servi
     assert run("bob", "approve", exemption_id).returncode == 0
     assert "approved" in run("carol", "list").stdout
     assert _grant(gateway_url, catalog_ready).status_code == 201
+
+
+def test_a_proposal_keeps_its_conditions_and_start_date(
+    gateway_url: str, catalog_ready: Services
+) -> None:
+    start = catalog_ready.clock.now().date() + timedelta(days=3)
+    proposed = _propose(
+        gateway_url,
+        catalog_ready,
+        conditions="no re-export; audit yearly",
+        valid_from=start.isoformat(),
+    )
+    assert proposed.status_code == 201, proposed.text
+    body = proposed.json()
+    # Accepted and then dropped, an admin would approve provisos nobody recorded.
+    assert body["conditions"] == "no re-export; audit yearly"
+    assert body["valid_from"] == start.isoformat()
+    assert body["proposed_at"] == catalog_ready.clock.now().isoformat()
