@@ -100,7 +100,8 @@ class Grant(Base):
     model_id: Mapped[str] = mapped_column(String(128))
     revision: Mapped[str] = mapped_column(String(128))
     paths: Mapped[str] = mapped_column(Text)  # canonical JSON list of the granted paths
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Indexed for the console's recent grants, newest first.
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     audit_index: Mapped[int] = mapped_column(BigInteger)

@@ -31,6 +31,7 @@ def test_migration_imports_the_checkpoint_directory_and_publication_extends_it(
         connection.execute(text("DROP TABLE screening_results"))  # 0008
         connection.execute(text("DROP TABLE console_sessions"))  # 0010
         connection.execute(text("DROP TABLE console_sign_ins"))
+        connection.execute(text("DROP INDEX ix_grants_created_at"))
         connection.execute(text("ALTER TABLE grants DROP COLUMN issuer"))
         connection.execute(text("UPDATE alembic_version SET version_num = '0005'"))
     old.close()

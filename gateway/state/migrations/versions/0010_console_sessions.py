@@ -1,4 +1,5 @@
-"""Console sessions and OIDC sign-ins under way, in the database so any replica serves them.
+"""Console sessions and OIDC sign-ins under way, in the database so any replica serves them;
+and grants indexed by time, for the console's recent grants.
 
 Revision ID: 0010
 Revises: 0009
@@ -42,3 +43,4 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("state_sha256"),
     )
     op.create_index("ix_console_sign_ins_expires_at", "console_sign_ins", ["expires_at"])
+    op.create_index("ix_grants_created_at", "grants", ["created_at"])
