@@ -146,3 +146,35 @@ def _plural(count: int, noun: str) -> str:
 
 def _r(value: float) -> float:
     return round(value, 1)
+
+
+# A checkpoint is late when entries have waited this many publication intervals.
+LATE_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class CheckpointAge:
+    """The newest checkpoint's age, and whether the publisher has fallen behind."""
+
+    age: timedelta | None  # None: no checkpoint yet
+    covered: int  # entries the newest checkpoint covers
+    size: int  # entries in the log
+    waiting: timedelta  # how long the oldest uncovered entry has waited
+    late: bool
+
+    @property
+    def words(self) -> str:
+        return "none yet" if self.age is None else duration_words(self.age)
+
+
+def checkpoint_age(
+    *, age: timedelta | None, covered: int, size: int, waiting: timedelta, interval: float
+) -> CheckpointAge:
+    """Late only if entries wait unsigned for a few intervals.
+
+    The publisher signs only when the log has grown, so on a quiet log the
+    newest checkpoint grows old while covering every entry: that is not late.
+    """
+    late_after = timedelta(seconds=LATE_INTERVALS * interval)
+    late = size > covered and (age is None or waiting > late_after)
+    return CheckpointAge(age, covered, size, waiting, late)

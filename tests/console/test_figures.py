@@ -7,7 +7,13 @@ from datetime import date, timedelta
 import pytest
 
 from gateway.audit.stats import DayCounts
-from gateway.console.figures import HEIGHT, day_chart, duration_words, nice_ceiling
+from gateway.console.figures import (
+    HEIGHT,
+    checkpoint_age,
+    day_chart,
+    duration_words,
+    nice_ceiling,
+)
 
 FIRST = date(2026, 2, 28)
 
@@ -69,3 +75,23 @@ def test_durations_read_in_two_units_at_most() -> None:
     assert duration_words(timedelta(hours=1, minutes=30, seconds=9)) == "1 h 30 min"
     assert duration_words(timedelta(days=2, hours=4, minutes=1)) == "2 d 4 h"
     assert duration_words(timedelta(seconds=-3)) == "0 s"
+
+
+def test_an_old_checkpoint_over_a_quiet_log_is_not_late() -> None:
+    quiet = checkpoint_age(
+        age=timedelta(hours=5), covered=40, size=40, waiting=timedelta(0), interval=1.0
+    )
+    assert not quiet.late and quiet.words == "5 h"
+
+
+def test_entries_left_unsigned_for_a_few_intervals_are_late() -> None:
+    behind = checkpoint_age(
+        age=timedelta(minutes=2), covered=40, size=41, waiting=timedelta(seconds=4), interval=1.0
+    )
+    assert behind.late
+    just_written = checkpoint_age(
+        age=timedelta(minutes=2), covered=40, size=41, waiting=timedelta(seconds=2), interval=1.0
+    )
+    assert not just_written.late
+    never = checkpoint_age(age=None, covered=0, size=3, waiting=timedelta(0), interval=1.0)
+    assert never.late and never.words == "none yet"
