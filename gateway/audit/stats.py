@@ -135,7 +135,7 @@ class AuditStats:
             until=until,
             days=calendar,
             countries=_countries(groups),
-            deny_reasons=_reasons(newest_denials).most_common(TOP_REASONS),
+            deny_reasons=_top(_reasons(newest_denials)),
             reasons_from=len(newest_denials),
             reasons_sampled=len(newest_denials) < sum(day.denials for day in calendar),
         )
@@ -169,6 +169,11 @@ def _countries(rows: Any) -> list[CountryCounts]:
         found.values(),
         key=lambda c: (-(c.grants + c.denials + c.quota_refusals), c.country or "~"),
     )
+
+
+def _top(counted: Counter[str]) -> list[tuple[str, int]]:
+    """The most seen first; ties by code, so the table does not shuffle between loads."""
+    return sorted(counted.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
 
 
 def _reasons(entries: Any) -> Counter[str]:
