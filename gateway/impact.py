@@ -30,11 +30,16 @@ def organisation_cases(catalog: Catalog, on: datetime) -> list[tuple[str, Decisi
     ]
 
 
-def recent_grant_cases(audit: AuditLog, since: datetime) -> list[tuple[str, DecisionRequest]]:
-    """Grant decisions since ``since``, rebuilt from the inputs their audit entries recorded."""
+def recent_grant_cases(
+    audit: AuditLog, since: datetime, *, limit: int = 100_000
+) -> list[tuple[str, DecisionRequest]]:
+    """Grant decisions since ``since``, rebuilt from the inputs their audit entries recorded.
+
+    At most ``limit`` of each effect, the oldest first.
+    """
     cases = []
     for event in ("grant.allow", "grant.deny"):
-        for row in audit.query(event=event, since=since, limit=100_000):
+        for row in audit.query(event=event, since=since, limit=limit):
             entry = row.as_dict()
             request = _request(entry["decision"])
             if request is not None:

@@ -39,7 +39,7 @@ from gateway.crypto.keyrelease import HYBRID, X25519, ClientKeyPair
 from gateway.errors import InvalidInput, WeightgateError
 from gateway.identity.dpop import load_proof_key
 from gateway.policy.decision import Decision
-from gateway.policy.diff import TierChange, decision_changes, tier_changes
+from gateway.policy.diff import TierChange, decision_changes, tier_changes, tier_moves
 from gateway.policy.explain import explain
 from gateway.policy.pack import load_pack
 
@@ -278,24 +278,17 @@ def policy_diff(
         out.print("exemptions: none would cover differently")
 
 
-# A move shared by more countries than this is one row of codes, not a row each:
-# a pack that drops a tier moves a hundred and more at once.
-_NAMED_MOVES = 10
-
-
 def _tier_change_table(changes: list[TierChange]) -> Table:
     """One row per country, or per move (before -> after) when many countries share it."""
-    moves: dict[tuple[int, int], list[TierChange]] = {}
-    for change in changes:
-        moves.setdefault((change.before, change.after), []).append(change)
     table = Table("country", "name", "tier before", "tier after", title="countries")
-    for (before, after), moved in sorted(moves.items()):
-        if len(moved) <= _NAMED_MOVES:
-            for change in moved:
-                table.add_row(change.country, change.name, str(before), str(after))
+    for move in tier_moves(changes):
+        before, after = str(move.before), str(move.after)
+        if move.named:
+            for change in move.changes:
+                table.add_row(change.country, change.name, before, after)
         else:
-            codes = " ".join(change.country for change in moved)
-            table.add_row(f"{len(moved)} countries", codes, str(before), str(after))
+            codes = " ".join(change.country for change in move.changes)
+            table.add_row(f"{len(move.changes)} countries", codes, before, after)
     return table
 
 

@@ -89,6 +89,11 @@ class PolicySource:
                 self._next_check = now + self._refresh
             return self._current
 
+    def switched_at(self, pack: PolicyPack) -> datetime | None:
+        """When ``pack`` was put in force, if it is the one the database names."""
+        row: PolicyInForce | None = read(self._sessions, lambda s: s.get(PolicyInForce, 1))
+        return row.switched_at if row is not None and row.sha256 == pack.sha256 else None
+
     def _read_in_force(self) -> PolicyPack | None:
         row: PolicyInForce | None = read(self._sessions, lambda s: s.get(PolicyInForce, 1))
         if row is None:

@@ -26,6 +26,35 @@ class DecisionChange:
     after: Decision
 
 
+# A move shared by more countries than this is shown as one row of codes, not a
+# row each: a pack that drops a tier moves a hundred and more at once.
+NAMED_MOVES = 10
+
+
+@dataclass(frozen=True)
+class TierMove:
+    """Every country moving from one tier to another, in country-code order."""
+
+    before: int
+    after: int
+    changes: tuple[TierChange, ...]
+
+    @property
+    def named(self) -> bool:
+        """Few enough countries to show one row each (else one row of codes)."""
+        return len(self.changes) <= NAMED_MOVES
+
+
+def tier_moves(changes: Iterable[TierChange]) -> list[TierMove]:
+    """``changes`` grouped by (before, after), the moves in tier order."""
+    moves: dict[tuple[int, int], list[TierChange]] = {}
+    for change in changes:
+        moves.setdefault((change.before, change.after), []).append(change)
+    return [
+        TierMove(before, after, tuple(moved)) for (before, after), moved in sorted(moves.items())
+    ]
+
+
 def tier_changes(a: PolicyPack, b: PolicyPack, *, on_a: date, on_b: date) -> list[TierChange]:
     changes = []
     for code, name in sorted(iso_countries().items()):

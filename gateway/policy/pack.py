@@ -121,6 +121,20 @@ def read_pack(name_or_path: str, *, search_dir: Path | None = None) -> tuple[byt
     return resource.read_bytes(), name_or_path
 
 
+def pack_names(search_dir: Path | None = None) -> list[str]:
+    """The packs ``load_pack`` finds by name: the shipped ones and those in ``search_dir``.
+
+    Only names, never paths: what a browser may choose from.
+    """
+    shipped = resources.files("gateway.policy").joinpath("packs")
+    found = {
+        item.name[: -len(".toml")] for item in shipped.iterdir() if item.name.endswith(".toml")
+    }
+    if search_dir is not None and search_dir.is_dir():
+        found |= {path.stem for path in search_dir.glob("*.toml") if path.is_file()}
+    return sorted(name for name in found if _PACK_NAME.fullmatch(name))
+
+
 def _read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
