@@ -45,6 +45,35 @@ def _grant(services: Services, url: str, subject: str, org: str) -> int:
     return index
 
 
+# Each entry's evidence through verify.js's own functions: the root each path leads to.
+_EVERY_PATH = """async size => {
+  const { leafHash, rootFromPath } = window.weightgateAudit;
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  const roots = [];
+  for (let i = 0; i < size; i++) {
+    const evidence = await (await fetch(`/console/audit/${i}/evidence`)).json();
+    const leaf = await leafHash(bytes(evidence.entry));
+    roots.push(hex(await rootFromPath(BigInt(i), BigInt(size), leaf, evidence.proof.map(bytes))));
+  }
+  return roots;
+}"""
+_NEIGHBOUR_PATH = """async size => {
+  const { leafHash, rootFromPath, parseCheckpoint } = window.weightgateAudit;
+  const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const held = [];
+  for (let i = 1; i < size; i++) {
+    const mine = await (await fetch(`/console/audit/${i}/evidence`)).json();
+    const other = await (await fetch(`/console/audit/${i - 1}/evidence`)).json();
+    const leaf = await leafHash(bytes(other.entry));
+    const root = await rootFromPath(BigInt(i), BigInt(size), leaf, mine.proof.map(bytes));
+    held.push(same(root, parseCheckpoint(mine.checkpoint).root));
+  }
+  return held;
+}"""
+
+
 def _signed_in(console: ConsoleBrowser, services: Services, then: str) -> Page:
     console.sign_in(console_token(services, "sam", Role.SECURITY), then="/console/audit")
     # Opened after signing in: the sign-in link's ``next`` would drop a second filter.
@@ -109,7 +138,12 @@ def test_an_entry_s_inclusion_is_verified_in_the_page_and_a_swapped_log_key_fail
     console: ConsoleBrowser, catalog_ready: Services, gateway_url: str
 ) -> None:
     index = _grant(catalog_ready, gateway_url, "anna", "rhein")
-    catalog_ready.publisher.publish()
+    for n in range(8):  # a tree of 13: ragged right edge, paths of every shape
+        catalog_ready.catalog.add_org(
+            f"o{n}", name=f"o{n}", hq="FR", parent_hq=None, context=operator()
+        )
+    published = catalog_ready.publisher.publish()
+    assert published is not None and published.size == 13
     page = _signed_in(console, catalog_ready, f"/console/audit/{index}")
     assert page.inner_text("#entry-leaf-hash") == catalog_ready.audit.entry(index).leaf_hash.hex()
     assert f'"index": {index}' in page.inner_text("#entry-json")
@@ -120,6 +154,12 @@ def test_an_entry_s_inclusion_is_verified_in_the_page_and_a_swapped_log_key_fail
     assert checks.evaluate_all("items => items.map(i => i.dataset.result)") == ["pass"] * CHECKS
     assert "first use" in checks.first.inner_text()
     console.screenshot("verified")
+
+    # The page's RFC 9162 path walk rebuilds the same root as the Python tree,
+    # from every leaf; the path of one leaf does not lead from its neighbour.
+    roots = page.evaluate(_EVERY_PATH, published.size)
+    assert roots == [published.root.hex()] * published.size
+    assert page.evaluate(_NEIGHBOUR_PATH, published.size) == [False] * (published.size - 1)
 
     # A gateway that now serves another key (or whose pin was another log's)
     # is not believed, however well its new key signs.
