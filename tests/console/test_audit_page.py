@@ -14,6 +14,7 @@ import json
 from datetime import timedelta
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from playwright.sync_api import Page, expect
@@ -24,6 +25,7 @@ from gateway.audit.export import CSV_COLUMNS
 from gateway.audit.witness import accept_cosignature
 from gateway.bootstrap import Services
 from gateway.clock import FixedClock
+from gateway.console.pages import audit as audit_page
 from gateway.identity.principal import Role
 from tests.conftest import MODEL, mint, operator
 from tests.console.conftest import ConsoleBrowser, console_token
@@ -232,9 +234,13 @@ def test_an_entry_no_checkpoint_covers_yet_says_so(
     console.screenshot("unknown-entry")
 
 
-def test_export_of_a_filter_holds_exactly_the_filtered_entries(
-    console: ConsoleBrowser, catalog_ready: Services, gateway_url: str
+def test_paging_and_export_of_a_filter_hold_exactly_the_filtered_entries(
+    console: ConsoleBrowser,
+    catalog_ready: Services,
+    gateway_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(audit_page, "PAGE_SIZE", 1)
     _grant(catalog_ready, gateway_url, "anna", "rhein")
     _grant(catalog_ready, gateway_url, "wei", "panda-de")
     _grant(catalog_ready, gateway_url, "wei", "panda-de")
@@ -243,6 +249,15 @@ def test_export_of_a_filter_holds_exactly_the_filtered_entries(
 
     page = _signed_in(console, catalog_ready, "/console/audit?event=grant.deny&subject=wei")
     console.screenshot("filtered")
+    assert page.locator("#audit-entries tbody tr").get_attribute("data-index") == str(expected[0])
+    with page.expect_navigation():
+        page.click("#next-page")
+    assert "event=grant.deny" in page.url and "subject=wei" in page.url
+    assert page.locator("#audit-entries tbody tr").get_attribute("data-index") == str(expected[1])
+    assert page.get_attribute("#first-page", "href") == (
+        "/console/audit?subject=wei&event=grant.deny"
+    )
+    console.screenshot("second-page")
     exported = {}
     for link in ("#export-csv", "#export-ocsf"):
         href = page.get_attribute(link, "href")
