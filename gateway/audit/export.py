@@ -94,11 +94,24 @@ def _message(event: str, entry: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"). Subjects,
+# organisations and reasons come from tokens and requests, so any of them may
+# begin like one; such a cell is written with a leading quote.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv_row(stored: StoredEntry) -> list[object]:
+    """One entry as a CSV row (``CSV_COLUMNS``), safe to open in a spreadsheet."""
     entry = stored.as_dict()
     actor = entry.get("actor") or {}
     decision = entry.get("decision") or {}
-    return [
+    row = [
         stored.index,
         entry.get("time", ""),
         entry.get("event", ""),
@@ -115,3 +128,4 @@ def to_csv_row(stored: StoredEntry) -> list[object]:
         entry.get("request_id", ""),
         stored.leaf_hash.hex(),
     ]
+    return [_cell(value) for value in row]

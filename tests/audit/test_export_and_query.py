@@ -125,3 +125,24 @@ def test_remote_query_returns_what_the_log_holds(gateway_url: str, busy_log: Ser
         check=False,
     )
     assert refused.returncode == 3 and "security or admin role" in refused.stderr
+
+
+@pytest.mark.parametrize("subject", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)"])
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted(
+    gateway_url: str, catalog_ready: Services, subject: str
+) -> None:
+    token = mint(catalog_ready, subject=subject)
+    assert httpx.get(
+        f"{gateway_url}/v1/models", headers={"Authorization": f"Bearer {token}"}
+    ).is_success
+    httpx.post(
+        f"{gateway_url}/v1/grants",
+        json={"model": MODEL, "recipient_key": RECIPIENT},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    [row] = catalog_ready.audit.query(subject=subject)
+    cells = to_csv_row(row)
+    # A subject is a token's claim: whoever mints it must not get a formula
+    # run on the reviewer's machine. The quote shows; the value stays legible.
+    assert cells[3] == "'" + subject
+    assert all(not str(cell).startswith(("=", "+", "-", "@")) for cell in cells)
