@@ -254,10 +254,17 @@ class AuditLog:
         since: datetime | None = None,
         until: datetime | None = None,
         after: int = -1,
+        before: int | None = None,
         limit: int = 1000,
+        newest_first: bool = False,
     ) -> list[StoredEntry]:
-        """Entries matching every given filter, in index order, after index ``after``."""
+        """Entries matching every given filter, between indices ``after`` and ``before``.
+
+        In index order, or the newest first (a reviewer's page of the latest).
+        """
         conditions = [AuditEntry.idx > after]
+        if before is not None:
+            conditions.append(AuditEntry.idx < before)
         for column, value in (
             (AuditEntry.subject, subject),
             (AuditEntry.org_id, org),
@@ -278,7 +285,7 @@ class AuditLog:
         statement = (
             select(AuditEntry.idx, AuditEntry.entry, AuditEntry.leaf_hash)
             .where(*conditions)
-            .order_by(AuditEntry.idx)
+            .order_by(AuditEntry.idx.desc() if newest_first else AuditEntry.idx)
             .limit(limit)
         )
         return read(

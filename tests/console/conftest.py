@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -71,7 +71,7 @@ class ConsoleBrowser:
         return self.page
 
     def sign_in(self, token: str, *, then: str = "/console/") -> Page:
-        self.open("/console/sign-in?next=" + then)
+        self.open("/console/sign-in?next=" + quote(then, safe="/"))
         self.page.fill("textarea[name=token]", token)
         with self.page.expect_navigation():
             self.page.click("button:text('Sign in with token')")

@@ -86,9 +86,12 @@ def audit_page(
     _viewer: Reviewer,
     services: ServicesDep,
     filters: Filters,
-    after: Annotated[int, Query(ge=-1, le=INT64_MAX)] = -1,
+    before: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> HTMLResponse:
-    rows = services.audit.query(**filters.query_arguments(), after=after, limit=PAGE_SIZE)
+    """The newest matching entries first; "Older" pages back by index."""
+    rows = services.audit.query(
+        **filters.query_arguments(), before=before, limit=PAGE_SIZE, newest_first=True
+    )
     return page(
         request,
         "audit.html",
@@ -96,8 +99,8 @@ def audit_page(
         filters=filters,
         events=list(EVENTS),
         rows=[row_of(r) for r in rows],
-        after=after,
-        next_after=rows[-1].index if len(rows) == PAGE_SIZE else None,
+        before=before,
+        older_than=rows[-1].index if len(rows) == PAGE_SIZE and rows[-1].index > 0 else None,
         page_size=PAGE_SIZE,
         export_limit=EXPORT_LIMIT,
         checkpoint=_checkpoint(services),
