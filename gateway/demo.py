@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import tempfile
+import threading
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -35,6 +36,11 @@ from gateway.policy.pack import Eccn
 
 MODEL = "frontier-labs/atlas-1"
 REVISION = "v1"
+# Tokens printed for the console when the demo keeps serving: two admins, so
+# the two-person rule on exemptions can be tried; a console session lasts as
+# long as its token, at most a working day.
+CONSOLE_ADMINS = ("ada", "grace")
+CONSOLE_TOKEN_TTL = timedelta(hours=8)
 
 
 def write_synthetic_model(directory: Path, *, shards: int = 2, shard_bytes: int = 3 << 20) -> None:
@@ -98,7 +104,8 @@ class _Story:
             client.close()
 
 
-def run_demo(console: Console) -> int:
+def run_demo(console: Console, *, serve: bool = False) -> int:
+    """The story; with ``serve``, then the gateway and its console until Ctrl-C."""
     with tempfile.TemporaryDirectory(prefix="weightgate-demo-") as scratch:
         root = Path(scratch)
         port = free_port()
@@ -159,13 +166,57 @@ def run_demo(console: Console) -> int:
                     "TIER3_BY_ORG_HQ",
                 )
                 _audit(story)
+                if serve and not story.failures:
+                    _passed(console)
+                    _serve_console(story, base_url)
+                    return 0
         finally:
             services.close()
         if story.failures:
             console.print(f"[bold red]demo FAILED[/]: {'; '.join(story.failures)}")
             return 1
-        console.print("[bold green]demo passed[/]: every step behaved as described")
+        _passed(console)
+        console.print(
+            "To look around in the console, run [bold]weightgate demo --serve[/]: it keeps "
+            "serving after the story and prints the console's URL and tokens to sign in with.",
+            highlight=False,
+        )
         return 0
+
+
+def _passed(console: Console) -> None:
+    console.print("[bold green]demo passed[/]: every step behaved as described")
+
+
+def _serve_console(story: _Story, base_url: str) -> None:
+    """Keep serving until Ctrl-C, with the console's URL and admin tokens to paste in."""
+    console = story.console
+    console.rule("Console")
+    console.print(f"Console: {base_url}/console/", highlight=False, soft_wrap=True)
+    console.print(
+        f"Tokens from the development issuer, roles security and admin, valid "
+        f"{CONSOLE_TOKEN_TTL.total_seconds() / 3600:.0f} hours; paste one into the sign-in "
+        "form, and the other in a private window to approve what the first proposes:",
+        highlight=False,
+    )
+    for subject in CONSOLE_ADMINS:
+        token = dev_issuer.mint(
+            story.services.settings.keys_dir,
+            story.services.clock,
+            subject=subject,
+            org="rhein-ai",
+            country="DE",
+            roles=[Role.SECURITY, Role.ADMIN],
+            ttl=CONSOLE_TOKEN_TTL,
+        )
+        # One line, never wrapped: it is meant to be copied whole.
+        console.print(f"{subject}: {token}", highlight=False, markup=False, soft_wrap=True)
+    console.print("Serving until Ctrl-C; everything is deleted when it stops.", highlight=False)
+    try:
+        # Ctrl-C interrupts the wait in the main thread; the server runs in its own.
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        console.print("stopped", highlight=False)
 
 
 def _tier1_fetch(story: _Story, source: Path, out: Path) -> None:

@@ -399,11 +399,20 @@ def _reload_on_sighup(services: Services, stderr: Console) -> None:
     signal.signal(signal.SIGHUP, lambda _signum, _frame: threading.Thread(target=reload).start())
 
 
-def demo() -> None:
+def demo(
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="After the story, keep serving (with the console) until Ctrl-C, "
+            "and print the console's URL and tokens to sign in with.",
+        ),
+    ] = False,
+) -> None:
     """The whole story on embedded defaults, in a temporary home."""
     from gateway.demo import run_demo
 
-    raise typer.Exit(run_demo(console))
+    raise typer.Exit(run_demo(console, serve=serve))
 
 
 def register(app: typer.Typer) -> None:

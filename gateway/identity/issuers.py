@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.clock import Clock
 from gateway.errors import InvalidInput
-from gateway.identity.jwks import FileJwks, JwksSource, RemoteJwks
+from gateway.identity.jwks import FileJwks, JwksSource, RemoteJwks, check_provider_url
 
 # Asymmetric algorithms only: an HMAC algorithm for an issuer with public keys
 # would let anyone holding the public key mint tokens (key confusion).
@@ -32,8 +32,12 @@ _KEYS = frozenset(
         "jwks_refetch_interval_seconds",
         "jwks_max_stale_seconds",
         "max_token_lifetime_seconds",
+        "console",
     }
 )
+_CONSOLE_KEYS = frozenset({"client_id", "authorization_endpoint", "token_endpoint", "scopes"})
+MAX_CLIENT_ID_CHARS = 200
+MAX_SCOPES = 16
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,20 @@ class ClaimNames:
     org: str = "org"
     country: str = "country"
     roles: str = "roles"
+
+
+@dataclass(frozen=True)
+class ConsoleClient:
+    """The console's OIDC client at an issuer: authorization-code flow with PKCE, no secret.
+
+    A public client: the console keeps no client secret, so PKCE (S256) is what
+    stops a stolen authorization code from being redeemed elsewhere.
+    """
+
+    client_id: str
+    authorization_endpoint: str
+    token_endpoint: str
+    scopes: tuple[str, ...] = ("openid",)
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,8 @@ class TrustedIssuer:
     one_time_tokens: bool = False
     # The longest exp - iat accepted: longer-lived tokens are standing credentials.
     max_lifetime: timedelta = DEFAULT_MAX_LIFETIME
+    # Set when people sign in to the console through this issuer.
+    console: ConsoleClient | None = None
 
 
 def load_issuers_file(path: Path, clock: Clock) -> list[TrustedIssuer]:
@@ -112,4 +132,57 @@ def _issuer(entry: Any, base: Path, clock: Clock) -> TrustedIssuer:
         require_dpop=bool(entry.get("require_dpop", False)),
         one_time_tokens=bool(entry.get("one_time_tokens", False)),
         max_lifetime=timedelta(seconds=lifetime),
+        console=_console_client(name, entry["console"]) if "console" in entry else None,
+    )
+
+
+def _console_client(name: str, entry: Any) -> ConsoleClient:
+    if not isinstance(entry, dict):
+        raise InvalidInput(f"issuer {name}: console must be an object")
+    unknown = set(entry) - _CONSOLE_KEYS
+    if unknown:
+        raise InvalidInput(f"issuer {name}: unknown console settings {sorted(unknown)}")
+    client_id = entry.get("client_id")
+    if (
+        not isinstance(client_id, str)
+        or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS
+        or not client_id.isprintable()
+    ):
+        raise InvalidInput(
+            f"issuer {name}: console client_id must be 1-{MAX_CLIENT_ID_CHARS} printable characters"
+        )
+    endpoints = {}
+    for key in ("authorization_endpoint", "token_endpoint"):
+        url = entry.get(key)
+        if not isinstance(url, str):
+            raise InvalidInput(f"issuer {name}: console {key} must be a URL")
+        # A fragment is never sent to a server (RFC 6749, 3.1): one here is a mistake.
+        if "#" in url or not url.isprintable() or any(c.isspace() for c in url):
+            raise InvalidInput(f"issuer {name}: console {key} {url!r} is not a URL")
+        endpoints[key] = check_provider_url(url, f"issuer {name}: console {key}")
+    scopes = entry.get("scopes", ["openid"])
+    if (
+        not isinstance(scopes, list)
+        or not 0 < len(scopes) <= MAX_SCOPES
+        or not all(_is_scope(scope) for scope in scopes)
+    ):
+        raise InvalidInput(
+            f"issuer {name}: console scopes must be a list of 1-{MAX_SCOPES} scope names"
+        )
+    if "openid" not in scopes:
+        scopes = ["openid", *scopes]
+    return ConsoleClient(
+        client_id=client_id,
+        authorization_endpoint=endpoints["authorization_endpoint"],
+        token_endpoint=endpoints["token_endpoint"],
+        scopes=tuple(scopes),
+    )
+
+
+def _is_scope(scope: Any) -> bool:
+    # RFC 6749, 3.3: printable ASCII without space, '"' or '\\'.
+    return (
+        isinstance(scope, str)
+        and 0 < len(scope) <= 100
+        and all("!" <= c <= "~" and c not in '"\\' for c in scope)
     )

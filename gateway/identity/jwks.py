@@ -72,7 +72,16 @@ class FileJwks:
 
 def check_jwks_url(url: str) -> str:
     """HTTPS only; plain HTTP is allowed for a provider on this machine's loopback."""
-    parts = urlsplit(url)
+    return check_provider_url(url, "JWKS URL")
+
+
+def check_provider_url(url: str, what: str) -> str:
+    """An identity provider's URL: HTTPS, or plain HTTP to this machine's loopback only."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- a port that is not a number raises here, not on first use
+    except ValueError:
+        raise InvalidInput(f"{what} {url!r} is not a URL") from None
     if parts.scheme == "https" and parts.hostname:
         return url
     if parts.scheme == "http" and parts.hostname is not None:
@@ -82,7 +91,7 @@ def check_jwks_url(url: str) -> str:
                 return url
         except ValueError:
             pass
-    raise InvalidInput(f"JWKS URL {url!r} must be https (http only on loopback)")
+    raise InvalidInput(f"{what} {url!r} must be https (http only on loopback)")
 
 
 class RemoteJwks:

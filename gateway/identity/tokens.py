@@ -66,6 +66,11 @@ class TokenVerifier:
         self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
         self._cache_lock = threading.Lock()
 
+    @property
+    def issuers(self) -> tuple[TrustedIssuer, ...]:
+        """The issuers trusted here: the console offers sign-in through those with a client."""
+        return tuple(self._issuers.values())
+
     def verify(self, token: str, presented: Presentation | None = None) -> Principal:
         """The principal a token names, after every check; any failure is Unauthenticated."""
         presented = presented or Presentation()
