@@ -127,7 +127,7 @@ def test_remote_query_returns_what_the_log_holds(gateway_url: str, busy_log: Ser
     assert refused.returncode == 3 and "security or admin role" in refused.stderr
 
 
-@pytest.mark.parametrize("subject", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)"])
+@pytest.mark.parametrize("subject", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"])
 def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted(
     gateway_url: str, catalog_ready: Services, subject: str
 ) -> None:
