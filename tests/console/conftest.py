@@ -77,10 +77,10 @@ class ConsoleBrowser:
             self.page.click("button:text('Sign in with token')")
         return self.page
 
-    def screenshot(self, step: str) -> Path:
+    def screenshot(self, step: str, *, full_page: bool = True) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{self.name}-{step}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     def foreign_requests(self) -> list[str]:

@@ -179,3 +179,9 @@ def test_the_overview_shows_the_month_of_the_log(
     assert reasons["ORG_UNREGISTERED"] == "1"
     assert "TIER3_BY_PARENT_HQ" in reasons
     console.screenshot("overview-details")
+    # The same month in the audit log, newest first: the README shows this page.
+    page.goto(console.base_url + "/console/audit")
+    rows = page.locator("#audit-entries tbody tr")
+    indices = [int(rows.nth(i).get_attribute("data-index") or -1) for i in range(rows.count())]
+    assert indices == sorted(indices, reverse=True) and len(indices) == 50
+    console.screenshot("audit-month", full_page=False)
