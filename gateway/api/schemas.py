@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, with_config
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from gateway.exemptions import Proposal
 from gateway.policy.exemptions import ExemptionKind
 from gateway.policy.pack import Eccn
 
@@ -105,6 +106,19 @@ class ExemptionBody(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     conditions: str | None = Field(default=None, max_length=4000)
     valid_from: DateParam | None = None
+
+    def proposal(self) -> Proposal:
+        return Proposal(
+            self.org,
+            self.kind,
+            self.reference,
+            self.countries,
+            self.models,
+            self.until,
+            self.reason,
+            conditions=self.conditions,
+            valid_from=self.valid_from,
+        )
 
 
 class RejectBody(BaseModel):

@@ -109,42 +109,14 @@ class TokenVerifier:
 
     def _check_signature(self, token: str) -> tuple[dict[str, Any], TrustedIssuer, str, jwt.PyJWK]:
         try:
-            header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError:
             raise Unauthenticated("token is malformed") from None
-        if _FORBIDDEN_HEADERS.intersection(header):
-            raise Unauthenticated("token names its own key (jku/x5u/jwk/x5c); refused")
         issuer = self._issuers.get(str(unverified.get("iss")))
         if issuer is None:
             raise Unauthenticated("token issuer is not trusted")
-        algorithm = header.get("alg")
-        if algorithm not in issuer.algorithms:
-            raise Unauthenticated(f"algorithm {algorithm!r} is not allowed for this issuer")
-        kid = str(header.get("kid"))
-        key = issuer.jwks.key(kid)
-        if key is None:
-            raise Unauthenticated("token key id is unknown to its issuer")
-        claims = issuer.claims
-        try:
-            payload: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=issuer.audience,
-                issuer=issuer.issuer,
-                # Expiry and not-before are checked below against the injected
-                # clock, so tests can move time instead of sleeping.
-                options={
-                    "require": ["exp", "iat", "iss", "aud", claims.subject],
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                },
-            )
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"token rejected: {exc}") from None
-        return payload, issuer, kid, key
+        required = ["exp", "iat", "iss", "aud", issuer.claims.subject]
+        return signed_claims(token, issuer, audience=issuer.audience, require=required)
 
     def _check_possession(
         self, token: str, payload: dict[str, Any], issuer: TrustedIssuer, presented: Presentation
@@ -248,6 +220,48 @@ class TokenVerifier:
             token_id=str(jti) if jti is not None else None,
             issuer=issuer.issuer,
         )
+
+
+def signed_claims(
+    token: str, issuer: TrustedIssuer, *, audience: str, require: list[str], what: str = "token"
+) -> tuple[dict[str, Any], TrustedIssuer, str, jwt.PyJWK]:
+    """``token``'s claims once one of ``issuer``'s keys verifies it, with the key that did.
+
+    The one signature check for access tokens and the console's ID tokens:
+    no key the token names itself, only the issuer's algorithms, its own
+    audience and issuer. Times are the caller's to check, against the
+    injected clock, so tests move time instead of sleeping.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise Unauthenticated(f"{what} is malformed") from None
+    if _FORBIDDEN_HEADERS.intersection(header):
+        raise Unauthenticated(f"{what} names its own key (jku/x5u/jwk/x5c); refused")
+    algorithm = header.get("alg")
+    if algorithm not in issuer.algorithms:
+        raise Unauthenticated(f"{what} algorithm {algorithm!r} is not allowed for this issuer")
+    kid = str(header.get("kid"))
+    key = issuer.jwks.key(kid)
+    if key is None:
+        raise Unauthenticated(f"{what} key id is unknown to its issuer")
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer.issuer,
+            options={
+                "require": require,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"{what} rejected: {exc}") from None
+    return payload, issuer, kid, key
 
 
 def _text_claim(payload: dict[str, Any], name: str) -> str:

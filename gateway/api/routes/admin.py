@@ -16,7 +16,6 @@ from gateway.api.schemas import (
     QuotaView,
     RejectBody,
 )
-from gateway.exemptions import Proposal
 from gateway.quotas import Limits
 
 router = APIRouter()
@@ -48,18 +47,7 @@ def propose_exemption(
     It is pending until a different admin approves it, and only a license can
     cover a Tier 3 country.
     """
-    proposal = Proposal(
-        body.org,
-        body.kind,
-        body.reference,
-        body.countries,
-        body.models,
-        body.until,
-        body.reason,
-        conditions=body.conditions,
-        valid_from=body.valid_from,
-    )
-    return services.exemptions.propose(admin, proposal, context)
+    return services.exemptions.propose(admin, body.proposal(), context)
 
 
 @router.post(

@@ -24,7 +24,6 @@ from gateway.bootstrap import Services
 from gateway.console.auth import AdminForm, ConsoleAdmin, Form
 from gateway.console.rendering import page
 from gateway.errors import InvalidInput, NotFound
-from gateway.exemptions import Proposal
 
 router = APIRouter()
 
@@ -69,19 +68,8 @@ def propose(
     except ValidationError as invalid:
         problems = [_problem(issue) for issue in invalid.errors()]
         return _page(request, services, problems=problems, entered=form.fields, status=422)
-    proposal = Proposal(
-        body.org,
-        body.kind,
-        body.reference,
-        body.countries,
-        body.models,
-        body.until,
-        body.reason,
-        conditions=body.conditions,
-        valid_from=body.valid_from,
-    )
     try:
-        services.exemptions.propose(viewer.principal, proposal, context)
+        services.exemptions.propose(viewer.principal, body.proposal(), context)
     except (InvalidInput, NotFound) as refused:
         # The service's own checks (a country, a tier, a model): shown beside what was typed.
         return _page(
