@@ -47,7 +47,10 @@ _CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# One browser for this folder's tests, stopped after them: Playwright's sync
+# API keeps an event loop running on the main thread while it is started, and
+# tests elsewhere that call asyncio.run() must not find one.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(f"no browser at {CHROMIUM}: apt-get install chromium (.ci/run does)")
