@@ -134,17 +134,15 @@ class QuotaService:
         now = self._clock.now()
         # A subject is someone only together with its issuer: the same name from
         # another trusted issuer is another person, with a count of its own.
-        for scope, key, whose in (
-            ("org", principal.org, (Grant.org_id == principal.org,)),
-            (
-                "subject",
-                principal.subject,
-                (Grant.subject == principal.subject, Grant.issuer == principal.issuer),
-            ),
-        ):
+        for scope, key in (("org", principal.org), ("subject", principal.subject)):
             quota = self._quota(scope, key)
             if quota is None:
-                continue
+                continue  # the common case: no SQL expression is even built
+            whose = (
+                (Grant.org_id == principal.org,)
+                if scope == "org"
+                else (Grant.subject == principal.subject, Grant.issuer == principal.issuer)
+            )
             for limit, window, measure, adding, unit in (
                 (quota.grants_per_hour, HOUR, func.count(), 1, "grants in the last hour"),
                 (

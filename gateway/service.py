@@ -9,6 +9,7 @@ in one durable transaction; and only then do wrapped keys and URLs leave.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import secrets
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,13 +25,13 @@ from gateway import metrics
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.audit.sequencer import Change, Insert
-from gateway.catalog import Catalog, key_context
+from gateway.catalog import Catalog, PublishedFile, key_context
 from gateway.clock import Clock, as_utc
 from gateway.context.geoip import GeoIp
 from gateway.context.policy_source import PolicySource
+from gateway.crypto.data_key_cache import CachedKeystore
 from gateway.crypto.envelope import GrantBinding, GrantSealer, choose_envelope
 from gateway.crypto.keyrelease import SUITE_NAMES, X25519, kem_of, parse_recipient_key
-from gateway.crypto.keystore import Keystore
 from gateway.errors import (
     Forbidden,
     Gone,
@@ -49,7 +49,7 @@ from gateway.policy.screening import ScreeningHit
 from gateway.quotas import QuotaService
 from gateway.screening import ScreeningService
 from gateway.state.database import read
-from gateway.state.tables import Grant, ModelFile
+from gateway.state.tables import Grant
 from gateway.storage.health import StorageHealth
 from gateway.storage.interfaces import BlobStore, StoredObject
 
@@ -82,7 +82,7 @@ class GrantService:
         sessions: sessionmaker[Session],
         catalog: Catalog,
         audit: AuditLog,
-        keystore: Keystore,
+        keystore: CachedKeystore,
         blobs: BlobStore,
         storage: StorageHealth,
         policy: PolicySource,
@@ -109,7 +109,7 @@ class GrantService:
         self._screening = screening
         self._clock = clock
         self._public_url = public_url.rstrip("/")
-        self._url_key = url_key
+        self._url_mac = hmac.new(url_key, digestmod=hashlib.sha256)
         self._hash_key = audit_hash_key
         self._ttl = grant_ttl
 
@@ -193,7 +193,20 @@ class GrantService:
         )
         # The first refusal ends the grant, so one count around the loop is exact.
         with metrics.keystore_call("unwrap"):
-            listed = [self._file_entry(grant_id, f, sealer) for f in files]
+            data_keys = self._keystore.unwrap_many(
+                [
+                    (
+                        f.kek_id,
+                        f.wrapped_key,
+                        key_context(f.model_id, f.revision, f.path, f.file_version),
+                    )
+                    for f in files
+                ]
+            )
+        wrapped = sealer.seal_file_keys(
+            [(key, f.path, f.file_version) for key, f in zip(data_keys, files, strict=True)]
+        )
+        listed = [self._file_entry(grant_id, f, key) for f, key in zip(files, wrapped, strict=True)]
         paths = [f.path for f in files]
 
         grant_row = {
@@ -277,13 +290,17 @@ class GrantService:
             }
         )
 
-    def _select_files(self, model_id: str, revision: str, request: GrantRequest) -> list[ModelFile]:
+    def _select_files(
+        self, model_id: str, revision: str, request: GrantRequest
+    ) -> list[PublishedFile]:
         """The files asked for: an explicit list, or every file the globs let through."""
         files = self._catalog.files(model_id, revision)
         wanted = request.files
         if wanted is not None:
             by_path = {f.path: f for f in files}
-            missing = [p for p in wanted if check_file_path(p) not in by_path]
+            # A path that is a published one is well formed; only the others are
+            # checked, so that a malformed one is refused as such.
+            missing = [p for p in wanted if p not in by_path and check_file_path(p)]
             if missing:
                 raise NotFound(f"{model_id}@{revision} has no file {missing[0]!r}")
             if not wanted:
@@ -296,13 +313,7 @@ class GrantService:
             raise NotFound(f"no file of {model_id}@{revision} matches the include/exclude patterns")
         return files
 
-    def _file_entry(self, grant_id: str, row: ModelFile, sealer: GrantSealer) -> dict[str, Any]:
-        data_key = self._keystore.unwrap(
-            row.kek_id,
-            row.wrapped_key,
-            key_context(row.model_id, row.revision, row.path, row.file_version),
-        )
-        wrapped = sealer.seal_file_key(data_key, row.path, row.file_version)
+    def _file_entry(self, grant_id: str, row: PublishedFile, wrapped: bytes) -> dict[str, Any]:
         return {
             "path": row.path,
             "size": row.plaintext_size,
@@ -310,15 +321,19 @@ class GrantService:
             "sha256": row.plaintext_sha256,
             "algorithm": row.algorithm,
             "file_version": row.file_version,
-            "header": base64.b64encode(row.header).decode(),
+            "header": row.header_base64,
             "wrapped_key": base64.b64encode(wrapped).decode(),
-            "url": f"{self._public_url}/v1/grants/{grant_id}/files/{quote(row.path)}"
+            "url": f"{self._public_url}/v1/grants/{grant_id}/files/{row.url_path}"
             f"?cap={self._capability(grant_id, row.path)}",
         }
 
     def _capability(self, grant_id: str, path: str) -> str:
-        message = f"grant-file\x00{grant_id}\x00{path}".encode()
-        return hmac.digest(self._url_key, message, "sha256").hex()
+        # A copy of the keyed state, updated: the one-shot hmac.digest() lets go
+        # of the GIL on every call, and in a busy thread pool each release puts
+        # the thread back in the queue for it, once per file of every grant.
+        mac = self._url_mac.copy()
+        mac.update(f"grant-file\x00{grant_id}\x00{path}".encode())
+        return mac.hexdigest()
 
     def _load_grant(self, grant_id: str) -> Grant:
         grant: Grant | None = read(self._sessions, lambda s: s.get(Grant, grant_id))

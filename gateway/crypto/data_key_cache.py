@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from gateway.clock import Clock
@@ -59,25 +60,46 @@ class CachedKeystore:
         return len(self._entries)
 
     def unwrap(self, kek_id: str, wrapped: bytes, context: dict[str, str]) -> bytes:
-        if self._lifetime <= timedelta(0) or self._max_entries <= 0:
-            return self.backing.unwrap(kek_id, wrapped, context)
-        key: _Key = (kek_id, wrapped, tuple(sorted(context.items())))
-        now = self._clock.now()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and now < entry[0]:
-                self._entries.move_to_end(key)
-                return entry[1]
-            if entry is not None:
-                del self._entries[key]
-        # Unwrapped outside the lock: a slow KMS call must not hold up other grants.
-        data_key = self.backing.unwrap(kek_id, wrapped, context)
-        with self._lock:
-            self._entries[key] = (now + self._lifetime, data_key)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+        [data_key] = self.unwrap_many([(kek_id, wrapped, context)])
         return data_key
+
+    def unwrap_many(self, items: Sequence[tuple[str, bytes, dict[str, str]]]) -> list[bytes]:
+        """Each (KEK id, wrapped key, context) unwrapped, in order: a grant's files at once.
+
+        The lock is taken twice a grant, not twice a file: a contended lock
+        lets go of the GIL, and a busy thread pool then queues for it per file.
+        """
+        if self._lifetime <= timedelta(0) or self._max_entries <= 0:
+            return [self.backing.unwrap(*item) for item in items]
+        keys: list[_Key] = [
+            (kek_id, wrapped, tuple(sorted(context.items()))) for kek_id, wrapped, context in items
+        ]
+        now = self._clock.now()
+        found: list[bytes | None] = []
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is not None and now < entry[0]:
+                    self._entries.move_to_end(key)
+                    found.append(entry[1])
+                    continue
+                if entry is not None:
+                    del self._entries[key]
+                found.append(None)
+        # Unwrapped outside the lock: a slow KMS call must not hold up other grants.
+        fresh = {
+            position: self.backing.unwrap(*items[position])
+            for position, data_key in enumerate(found)
+            if data_key is None
+        }
+        if fresh:
+            with self._lock:
+                for position, data_key in fresh.items():
+                    self._entries[keys[position]] = (now + self._lifetime, data_key)
+                    self._entries.move_to_end(keys[position])
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
+        return [data_key if data_key is not None else fresh[i] for i, data_key in enumerate(found)]
 
     def forget_all(self) -> None:
         """Drop every remembered key (a KEK was retired or withdrawn by this process)."""

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gateway.canonical import canonical_json
+from gateway.canonical import canonical_json, json_string
 from gateway.crypto.keyrelease import PrivateKey, RecipientKey, grant_info, open_key, seal_key
 from gateway.errors import IntegrityError, InvalidInput
 
@@ -82,15 +82,20 @@ class GrantBinding:
         )
 
     def file_key_aad(self, path: str, file_version: str) -> bytes:
-        """AES-GCM associated data for one v2 wrapped file key: which grant, which file."""
-        return FILE_KEY_LABEL + canonical_json(
-            {
-                "grant_id": self.grant_id,
-                "model": self.model,
-                "revision": self.revision,
-                "path": path,
-                "file_version": file_version,
-            }
+        """AES-GCM associated data for one v2 wrapped file key: which grant, which file.
+
+        The canonical JSON of {file_version, grant_id, model, path, revision},
+        written out in that (sorted) key order: a grant binds one per file, and
+        with every value a string, the general encoder's walk is all overhead.
+        A property test holds it to ``canonical_json``.
+        """
+        return (
+            FILE_KEY_LABEL
+            + (
+                f'{{"file_version":{json_string(file_version)},"grant_id":{json_string(self.grant_id)},'
+                f'"model":{json_string(self.model)},"path":{json_string(path)},'
+                f'"revision":{json_string(self.revision)}}}'
+            ).encode()
         )
 
     def v1_info(self, path: str) -> bytes:
@@ -137,15 +142,32 @@ class GrantSealer:
             self._aead = AESGCM(file_wrap_key(grant_key))
 
     def seal_file_key(self, file_key: bytes, path: str, file_version: str) -> bytes:
+        [wrapped] = self.seal_file_keys([(file_key, path, file_version)])
+        return wrapped
+
+    def seal_file_keys(self, files: Sequence[tuple[bytes, str, str]]) -> list[bytes]:
+        """Each (file key, path, file version) sealed, in order.
+
+        v2 draws every nonce in one call: each draw from the system's random
+        source lets go of the GIL, and under a busy thread pool every such
+        release queues the thread behind the others, once per file.
+        """
         if self.version == V1:
-            return seal_key(file_key, self._recipient, self._binding.v1_info(path))
-        if len(file_key) != FILE_KEY_SIZE:
+            return [
+                seal_key(key, self._recipient, self._binding.v1_info(path))
+                for key, path, _ in files
+            ]
+        if any(len(key) != FILE_KEY_SIZE for key, _, _ in files):
             raise ValueError("a file key is 32 bytes")
-        # A random nonce under a key that is fresh for every grant: at most
+        # Random nonces under a key that is fresh for every grant: at most
         # 10,000 files per grant, so a repeat is out of reach.
-        nonce = self._random(NONCE_SIZE)
-        aad = self._binding.file_key_aad(path, file_version)
-        return bytes([WRAP_FORMAT]) + nonce + self._aead.encrypt(nonce, file_key, aad)
+        nonces = self._random(NONCE_SIZE * len(files))
+        sealed = []
+        for position, (key, path, file_version) in enumerate(files):
+            nonce = nonces[position * NONCE_SIZE : (position + 1) * NONCE_SIZE]
+            aad = self._binding.file_key_aad(path, file_version)
+            sealed.append(bytes([WRAP_FORMAT]) + nonce + self._aead.encrypt(nonce, key, aad))
+        return sealed
 
 
 class GrantOpener:

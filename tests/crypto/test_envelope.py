@@ -17,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.canonical import canonical_json
 from gateway.crypto.envelope import (
     ENVELOPES,
+    FILE_KEY_LABEL,
     V1,
     V2,
     WRAPPED_FILE_KEY_SIZE,
@@ -243,3 +245,25 @@ def test_only_unknown_envelopes_announced_is_invalid_input() -> None:
     with pytest.raises(InvalidInput, match="envelopes"):
         choose_envelope(["v9"])
     assert ENVELOPES == (V2, V1)
+
+
+# Any text a path, a model or a revision could hold, quotes, backslashes,
+# control characters and non-ASCII included (lone surrogates cannot be UTF-8).
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+
+
+@given(_TEXT, _TEXT, _TEXT, _TEXT, _TEXT)
+def test_the_file_key_aad_written_by_hand_is_canonical_json(
+    path: str, file_version: str, grant_id: str, model: str, revision: str
+) -> None:
+    binding = dataclasses.replace(BINDING, grant_id=grant_id, model=model, revision=revision)
+    expected = FILE_KEY_LABEL + canonical_json(
+        {
+            "grant_id": grant_id,
+            "model": model,
+            "revision": revision,
+            "path": path,
+            "file_version": file_version,
+        }
+    )
+    assert binding.file_key_aad(path, file_version) == expected

@@ -100,10 +100,9 @@ def recipient(kem: str) -> ClientKeyPair:
 
 
 def fixed_random() -> Iterator[bytes]:
-    """What ``GrantSealer`` draws, in order: the grant key, then one nonce per file."""
+    """What ``GrantSealer`` draws, in order: the grant key, then the files' nonces at once."""
     yield GRANT_KEY
-    for file in FILES:
-        yield bytes.fromhex(file["nonce"])
+    yield b"".join(bytes.fromhex(file["nonce"]) for file in FILES)
 
 
 def seal(kem: str) -> GrantSealer:
@@ -125,10 +124,9 @@ def seal(kem: str) -> GrantSealer:
 def build(kem: str, sealed_grant_key: bytes | None = None) -> dict[str, Any]:
     keys = recipient(kem)
     sealer = seal(kem)
-    wrapped = [
-        sealer.seal_file_key(bytes.fromhex(f["data_key"]), f["path"], f["file_version"])
-        for f in FILES
-    ]
+    wrapped = sealer.seal_file_keys(
+        [(bytes.fromhex(f["data_key"]), f["path"], f["file_version"]) for f in FILES]
+    )
     info = binding().grant_key_info()
     if kem == X25519:
         sealed_grant_key = hpke_reference.seal(
