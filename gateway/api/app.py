@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from gateway.api import docs, problems
 from gateway.api.access_log import AccessLogMiddleware
-from gateway.api.deps import authenticate_scope
+from gateway.api.deps import authenticate_held, authenticate_scope
 from gateway.api.middleware import AuthenticateBeforeBody, BodyLimitMiddleware, RequestIdMiddleware
 from gateway.api.routes import router
 from gateway.bootstrap import Services, build_services
@@ -85,7 +85,11 @@ def create_app(services: Services, *, owns_services: bool = False) -> FastAPI:
 
     # Outermost last: every answer, a 413 included, carries a request id and
     # is logged; no body is read before its sender is authenticated, nor beyond the cap.
-    app.add_middleware(AuthenticateBeforeBody, authenticate=authenticate_scope)
+    app.add_middleware(
+        AuthenticateBeforeBody,
+        authenticate=authenticate_scope,
+        authenticate_held=authenticate_held,
+    )
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(AccessLogMiddleware)

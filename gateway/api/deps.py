@@ -80,6 +80,20 @@ def authenticate_scope(scope: Scope) -> Principal | WeightgateError:
         return failure
 
 
+def authenticate_held(scope: Scope) -> Principal | WeightgateError | None:
+    """``authenticate_scope``, when it can answer without waiting on anything; else None.
+
+    A token seen in the last minute is checked in memory, so the event loop
+    checks it itself rather than hand the request to a thread and back.
+    """
+    request = Request(scope)
+    services = get_services_of(request)
+    try:
+        return services.verifier.verify_held(*_credentials(request, services))
+    except WeightgateError as failure:
+        return failure
+
+
 async def get_principal(request: Request, services: ServicesDep, context: ContextDep) -> Principal:
     """The verified caller. Every refusal is audited as ``auth.reject`` before the 401 leaves.
 
@@ -122,6 +136,10 @@ def _verified_or_refused(
 
 
 def _verify(request: Request, services: Services) -> Principal:
+    return services.verifier.verify(*_credentials(request, services))
+
+
+def _credentials(request: Request, services: Services) -> tuple[str, Presentation]:
     header = request.headers.get("authorization")
     if header is None:
         raise Unauthenticated("missing Authorization header")
@@ -137,7 +155,7 @@ def _verify(request: Request, services: Services) -> Principal:
         method=request.method,
         url=public_url,
     )
-    return services.verifier.verify(token.strip(), presented)
+    return token.strip(), presented
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

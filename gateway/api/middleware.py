@@ -120,6 +120,8 @@ async def _too_large(send: Send, limit: int, path: str) -> None:
 # Verifies a request's credentials from its headers alone: the caller, or the
 # refusal (an exception) to raise later, in the route's auth dependency.
 Authenticate = Callable[[Scope], object]
+# The same, if it can answer without blocking (a token checked in memory); else None.
+AuthenticateHeld = Callable[[Scope], object | None]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -130,12 +132,16 @@ class AuthenticateBeforeBody:
     auth dependency, which audits a refusal as always. A refused caller's body
     is never read: the app is handed an empty one, and the dependency answers
     401 before anything would parse it. Verifying can touch the database
-    (single-use tokens, DPoP proofs), so it runs in the thread pool.
+    (single-use tokens, DPoP proofs) or an issuer's JWKS, so it runs in the
+    thread pool, unless ``authenticate_held`` can answer from memory.
     """
 
-    def __init__(self, app: ASGIApp, authenticate: Authenticate) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticate: Authenticate, authenticate_held: AuthenticateHeld
+    ) -> None:
         self.app = app
         self.authenticate = authenticate
+        self.authenticate_held = authenticate_held
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The console's forms authenticate by session cookie, before they are read.
@@ -146,7 +152,9 @@ class AuthenticateBeforeBody:
         ):
             await self.app(scope, receive, send)
             return
-        outcome = await anyio.to_thread.run_sync(self.authenticate, scope)
+        outcome = self.authenticate_held(scope)
+        if outcome is None:
+            outcome = await anyio.to_thread.run_sync(self.authenticate, scope)
         scope.setdefault("state", {})["authenticated"] = outcome
         if isinstance(outcome, Exception):
             receive = _empty_body

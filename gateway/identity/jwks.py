@@ -34,6 +34,10 @@ class JwksSource(Protocol):
         """The key with this id, or None if the issuer does not (or no longer) publish it."""
         ...
 
+    def held_key(self, kid: str) -> jwt.PyJWK | None:
+        """The key as held now, if trusting it needs no fetch; None: ask ``key``, which may."""
+        ...
+
 
 def parse_jwks(data: Any, algorithms: tuple[str, ...], *, source: str) -> dict[str, jwt.PyJWK]:
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
@@ -67,6 +71,9 @@ class FileJwks:
         self._keys = parse_jwks(data, algorithms, source=str(path))
 
     def key(self, kid: str) -> jwt.PyJWK | None:
+        return self._keys.get(kid)
+
+    def held_key(self, kid: str) -> jwt.PyJWK | None:
         return self._keys.get(kid)
 
 
@@ -129,6 +136,13 @@ class RemoteJwks:
             if self._fetched_at is None or now - self._fetched_at >= self._max_stale:
                 return None  # keys too old to trust: fail closed
             return self._keys.get(kid)
+
+    def held_key(self, kid: str) -> jwt.PyJWK | None:
+        with self._lock:
+            fresh = (
+                self._fetched_at is not None and self._clock.now() - self._fetched_at < self._ttl
+            )
+            return self._keys.get(kid) if fresh else None
 
     def _may_attempt(self, now: datetime) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self._refetch_interval

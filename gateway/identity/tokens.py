@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,6 +77,29 @@ class TokenVerifier:
         if len(token.encode()) > MAX_TOKEN_BYTES:
             raise Unauthenticated("token is larger than 8 KiB")
         payload, issuer = self._verified_claims(token)
+        return self._checked(token, payload, issuer, presented)
+
+    def verify_held(self, token: str, presented: Presentation) -> Principal | None:
+        """``verify``, when nothing it needs would wait; None when something would.
+
+        The common case, a client's token seen in the last minute, needs no
+        signature check, no key fetch and no record of a proof or a single use:
+        that is CPU work the event loop can do without handing the request to
+        a thread. A failed check raises as ``verify`` does.
+        """
+        if len(token.encode()) > MAX_TOKEN_BYTES:
+            return None
+        held = self._remembered(token, lambda issuer, kid: issuer.jwks.held_key(kid))
+        if held is None:
+            return None
+        payload, issuer = held
+        if issuer.one_time_tokens or payload.get("cnf") is not None:
+            return None  # a proof or a use to record in the database
+        return self._checked(token, payload, issuer, presented)
+
+    def _checked(
+        self, token: str, payload: dict[str, Any], issuer: TrustedIssuer, presented: Presentation
+    ) -> Principal:
         self._check_times(payload, issuer)
         principal = self._principal(payload, issuer)
         self._check_possession(token, payload, issuer, presented)
@@ -92,20 +115,33 @@ class TokenVerifier:
         so a key withdrawn from a JWKS stops working as soon as the JWKS is
         refreshed; times, possession and single use are checked every time.
         """
-        digest = hashlib.sha256(token.encode()).digest()
-        now = self._clock.now()
-        with self._cache_lock:
-            cached = self._cache.get(digest)
-        if cached is not None:
-            until, payload, issuer, kid, key = cached
-            if until > now and issuer.jwks.key(kid) is key:
-                return payload, issuer
+        remembered = self._remembered(token, lambda issuer, kid: issuer.jwks.key(kid))
+        if remembered is not None:
+            return remembered
         payload, issuer, kid, key = self._check_signature(token)
         with self._cache_lock:
-            self._cache[digest] = (now + _CACHE_FOR, payload, issuer, kid, key)
+            self._cache[_digest(token)] = (
+                self._clock.now() + _CACHE_FOR,
+                payload,
+                issuer,
+                kid,
+                key,
+            )
             while len(self._cache) > _CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return payload, issuer
+
+    def _remembered(
+        self, token: str, key_of: Callable[[TrustedIssuer, str], jwt.PyJWK | None]
+    ) -> tuple[dict[str, Any], TrustedIssuer] | None:
+        with self._cache_lock:
+            cached = self._cache.get(_digest(token))
+        if cached is None:
+            return None
+        until, payload, issuer, kid, key = cached
+        if until > self._clock.now() and key_of(issuer, kid) is key:
+            return payload, issuer
+        return None
 
     def _check_signature(self, token: str) -> tuple[dict[str, Any], TrustedIssuer, str, jwt.PyJWK]:
         try:
@@ -262,6 +298,10 @@ def signed_claims(
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"{what} rejected: {exc}") from None
     return payload, issuer, kid, key
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def _text_claim(payload: dict[str, Any], name: str) -> str:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from gateway.api.server import BACKLOG
 from gateway.bootstrap import build_services
 from gateway.clock import SystemClock
 from gateway.context.policy_source import POLICY_REFRESH
@@ -309,6 +310,9 @@ def test_serve_with_workers_runs_that_many_processes_on_one_log(site: Deployment
         return [r.status_code for r in responses]
 
     assert asyncio.run(burst()) == [201] * 40
+    # Workers listen so as to take one connection per wakeup (so that one
+    # cannot take a whole burst); the supervisor gives the socket back its full queue.
+    wait_until(lambda: _listen_backlog(server.port) == BACKLOG)
     wait_until(lambda: _checkpoint_size(server) == site.tree_size())
     server.stop()
     size = site.tree_size()
@@ -319,3 +323,11 @@ def test_serve_with_workers_runs_that_many_processes_on_one_log(site: Deployment
     verified = site.cli("audit", "verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"ok: {size} entries" in verified.stdout
+
+
+def _listen_backlog(port: int) -> int | None:
+    """The accept queue's length of the socket listening on ``port``, as ``ss`` reports it."""
+    listed = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    return int(listed[2]) if listed else None
