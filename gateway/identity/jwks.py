@@ -138,11 +138,17 @@ class RemoteJwks:
             return self._keys.get(kid)
 
     def held_key(self, kid: str) -> jwt.PyJWK | None:
-        with self._lock:
+        # Never waits: ``key`` holds the lock through a fetch, and this is
+        # asked on the event loop. Busy means "ask ``key``", in a thread.
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
             fresh = (
                 self._fetched_at is not None and self._clock.now() - self._fetched_at < self._ttl
             )
             return self._keys.get(kid) if fresh else None
+        finally:
+            self._lock.release()
 
     def _may_attempt(self, now: datetime) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self._refetch_interval

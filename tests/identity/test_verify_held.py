@@ -101,3 +101,16 @@ def test_a_remembered_token_presented_the_wrong_way_is_refused_in_memory(
     verifier.verify(token, BEARER)
     with pytest.raises(Unauthenticated, match="only a DPoP-bound token"):
         verifier.verify_held(token, Presentation(scheme="dpop", dpop_proof="x"))
+
+
+def test_a_key_fetch_under_way_never_holds_up_the_check_in_memory(
+    idp: IdentityProvider, clock: FixedClock
+) -> None:
+    verifier, jwks = _verifier(idp, clock)
+    token = idp.token("key-1", clock.now())
+    principal = verifier.verify(token, BEARER)
+    # Another thread is fetching keys (``key`` holds the lock through the fetch):
+    # the event loop is answered at once, "ask in a thread", instead of waiting.
+    with jwks._lock:
+        assert verifier.verify_held(token, BEARER) is None
+    assert verifier.verify_held(token, BEARER) == principal
