@@ -88,9 +88,20 @@ class PublishedFile:
 
     @classmethod
     def of(cls, row: ModelFile) -> PublishedFile:
-        stored = {name: getattr(row, name) for name in cls.__slots__[:-2]}
         return cls(
-            **stored,
+            file_version=row.file_version,
+            model_id=row.model_id,
+            revision=row.revision,
+            path=row.path,
+            plaintext_size=row.plaintext_size,
+            ciphertext_size=row.ciphertext_size,
+            plaintext_sha256=row.plaintext_sha256,
+            header=row.header,
+            algorithm=row.algorithm,
+            object_key=row.object_key,
+            object_version=row.object_version,
+            kek_id=row.kek_id,
+            wrapped_key=row.wrapped_key,
             url_path=quote(row.path),
             header_base64=base64.b64encode(row.header).decode(),
         )

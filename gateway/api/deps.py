@@ -121,18 +121,27 @@ def _verified_or_refused(
         return _verify(request, services)
     except Unauthenticated as refusal:
         _, _, token = request.headers.get("authorization", "").partition(" ")
-        services.rejections.record(
-            context,
-            refusal.message,
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "token": keyed_hash(services.keys.audit_hmac, token.strip())
-                if token.strip()
-                else None,
-            },
-        )
+        record_refusal(services, context, request, refusal, token.strip())
         raise
+
+
+def record_refusal(
+    services: Services,
+    context: RequestContext,
+    request: Request,
+    refusal: Unauthenticated,
+    token: str,
+) -> None:
+    """Audit a refused token as ``auth.reject``: by the API, and by the console's sign-in."""
+    services.rejections.record(
+        context,
+        refusal.message,
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "token": keyed_hash(services.keys.audit_hmac, token) if token else None,
+        },
+    )
 
 
 def _verify(request: Request, services: Services) -> Principal:

@@ -89,7 +89,7 @@ class TokenVerifier:
         """
         if len(token.encode()) > MAX_TOKEN_BYTES:
             return None
-        held = self._remembered(token, lambda issuer, kid: issuer.jwks.held_key(kid))
+        held = self._remembered(_digest(token), lambda issuer, kid: issuer.jwks.held_key(kid))
         if held is None:
             return None
         payload, issuer = held
@@ -115,12 +115,13 @@ class TokenVerifier:
         so a key withdrawn from a JWKS stops working as soon as the JWKS is
         refreshed; times, possession and single use are checked every time.
         """
-        remembered = self._remembered(token, lambda issuer, kid: issuer.jwks.key(kid))
+        digest = _digest(token)
+        remembered = self._remembered(digest, lambda issuer, kid: issuer.jwks.key(kid))
         if remembered is not None:
             return remembered
         payload, issuer, kid, key = self._check_signature(token)
         with self._cache_lock:
-            self._cache[_digest(token)] = (
+            self._cache[digest] = (
                 self._clock.now() + _CACHE_FOR,
                 payload,
                 issuer,
@@ -132,10 +133,10 @@ class TokenVerifier:
         return payload, issuer
 
     def _remembered(
-        self, token: str, key_of: Callable[[TrustedIssuer, str], jwt.PyJWK | None]
+        self, digest: bytes, key_of: Callable[[TrustedIssuer, str], jwt.PyJWK | None]
     ) -> tuple[dict[str, Any], TrustedIssuer] | None:
         with self._cache_lock:
-            cached = self._cache.get(_digest(token))
+            cached = self._cache.get(digest)
         if cached is None:
             return None
         until, payload, issuer, kid, key = cached

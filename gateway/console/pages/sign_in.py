@@ -18,8 +18,8 @@ import jwt
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.api.deps import ContextDep, ServicesDep
-from gateway.audit.events import RequestContext, keyed_hash
+from gateway.api.deps import ContextDep, ServicesDep, record_refusal
+from gateway.audit.events import RequestContext
 from gateway.bootstrap import Services
 from gateway.console.auth import (
     COOKIE_PATH,
@@ -123,23 +123,10 @@ def _open_with_token(
     try:
         principal = services.verifier.verify(token)
     except Unauthenticated as refusal:
-        services.rejections.record(
-            context,
-            refusal.message,
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "token": keyed_hash(services.keys.audit_hmac, token) if token else None,
-            },
-        )
+        record_refusal(services, context, request, refusal, token)
         return _sign_in_page(request, services, return_to, error=refusal.message, status=401)
-    # Verified above, so its expiry is a checked integer.
-    claims = jwt.decode(token, options={"verify_signature": False})
-    secret, opened = console_sessions(request).open(
-        principal, datetime.fromtimestamp(claims["exp"], tz=UTC)
-    )
     response = RedirectResponse(return_to, status_code=303)
-    set_session_cookie(response, services, secret, opened.expires_at - services.clock.now())
+    _open_session(request, services, principal, token, response)
     response.delete_cookie(FORM_COOKIE, path=COOKIE_PATH)
     return response
 
@@ -286,17 +273,15 @@ def _finish(
                 leeway=timedelta(seconds=services.settings.token_leeway_seconds),
             )
     except Unauthenticated as refusal:
-        services.rejections.record(
-            context,
-            refusal.message,
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "token": keyed_hash(services.keys.audit_hmac, token),
-            },
-        )
+        record_refusal(services, context, request, refusal, token)
         raise SignInFailed(401, "Sign-in refused", refusal.message) from None
-    return _open_session(request, services, principal, tokens.access_token, under_way.return_to)
+    # A page, not a redirect: this request ends a cross-site redirect chain, and
+    # the browser would not send the SameSite=Strict session cookie on a
+    # redirect from it. From this same-site page onwards it does.
+    response = page(request, "signed_in.html", return_to=under_way.return_to, who=principal.subject)
+    _open_session(request, services, principal, tokens.access_token, response)
+    response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
+    return response
 
 
 def _sign_in_under_way(request: Request, state: str | None) -> SignInUnderWay:
@@ -348,17 +333,12 @@ def _verified(services: Services, issuer: TrustedIssuer, token: str) -> Principa
 
 
 def _open_session(
-    request: Request, services: Services, principal: Principal, token: str, return_to: str
-) -> HTMLResponse:
-    # Verified above, so its expiry is a checked integer.
+    request: Request, services: Services, principal: Principal, token: str, response: Response
+) -> None:
+    """A session for a verified ``token``, ending with it; its cookie set on ``response``."""
+    # Verified already, so its expiry is a checked integer.
     claims = jwt.decode(token, options={"verify_signature": False})
     secret, opened = console_sessions(request).open(
         principal, datetime.fromtimestamp(claims["exp"], tz=UTC)
     )
-    # A page, not a redirect: this request ends a cross-site redirect chain, and
-    # the browser would not send the SameSite=Strict session cookie on a
-    # redirect from it. From this same-site page onwards it does.
-    response = page(request, "signed_in.html", return_to=return_to, who=principal.subject)
     set_session_cookie(response, services, secret, opened.expires_at - services.clock.now())
-    response.delete_cookie(STATE_COOKIE, path=STATE_COOKIE_PATH)
-    return response
