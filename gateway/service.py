@@ -18,6 +18,7 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
+import anyio
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,6 +76,26 @@ class IssuedGrant:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _PreparedGrant:
+    """A grant decided and sealed, waiting for its audit entry; nothing of it has left."""
+
+    principal: Principal
+    request: GrantRequest
+    context: RequestContext
+    model_id: str
+    first_try: bool
+    event: dict[str, Any]
+    change: Change
+    body: dict[str, Any]  # the response, but for its audit index
+    tier: int
+
+    def issue(self, index: int) -> IssuedGrant:
+        """The entry is durable: the keys and URLs may leave."""
+        metrics.DECISIONS.labels("allow", str(self.tier)).inc()
+        return IssuedGrant({**self.body, "audit_index": index})
+
+
 class GrantService:
     def __init__(
         self,
@@ -114,13 +135,66 @@ class GrantService:
         self._ttl = grant_ttl
 
     def request_grant(
+        self, principal: Principal, request: GrantRequest, context: RequestContext
+    ) -> IssuedGrant:
+        """Decide, audit and issue a grant, waiting for its audit entry in this thread."""
+        prepared = self._prepare(principal, request, context)
+        try:
+            [index] = self._audit.append([prepared.event], prepared.change)
+        except (QuotaExceeded, _ExemptionWithdrawn) as refusal:
+            return self._refused_at_commit(prepared, refusal)
+        return prepared.issue(index)
+
+    async def request_grant_awaiting(
+        self, principal: Principal, request: GrantRequest, context: RequestContext
+    ) -> IssuedGrant:
+        """As ``request_grant``, for the event loop: the decision and the sealing
+        run in a worker thread, and the audit commit is awaited, so no thread is
+        held while the batch commits and a worker's every connection can have a
+        grant in the batch.
+        """
+        prepared = await anyio.to_thread.run_sync(self._prepare, principal, request, context)
+        try:
+            [index] = await self._audit.append_awaiting([prepared.event], prepared.change)
+        except (QuotaExceeded, _ExemptionWithdrawn) as refusal:
+            # Rare, and settled with blocking reads and appends: off the loop.
+            return await anyio.to_thread.run_sync(self._refused_at_commit, prepared, refusal)
+        return prepared.issue(index)
+
+    def _refused_at_commit(
+        self, prepared: _PreparedGrant, refusal: QuotaExceeded | _ExemptionWithdrawn
+    ) -> IssuedGrant:
+        """The grant's transaction refused it: audit the quota refusal, or decide again."""
+        if isinstance(refusal, QuotaExceeded):
+            self._quotas.refuse(
+                prepared.principal,
+                model=prepared.model_id,
+                context=prepared.context,
+                refusal=refusal.detail["refusal"],
+            )
+        if not prepared.first_try:
+            raise Unavailable("the exemptions changed while deciding; ask again") from None
+        # Decided on a remembered list another replica has since changed:
+        # decide again on a fresh one (a denial now, audited as such).
+        self._exemptions.forget(prepared.principal.org)
+        again = self._prepare(
+            prepared.principal, prepared.request, prepared.context, first_try=False
+        )
+        try:
+            [index] = self._audit.append([again.event], again.change)
+        except (QuotaExceeded, _ExemptionWithdrawn) as second:
+            return self._refused_at_commit(again, second)
+        return again.issue(index)
+
+    def _prepare(
         self,
         principal: Principal,
         request: GrantRequest,
         context: RequestContext,
         *,
         first_try: bool = True,
-    ) -> IssuedGrant:
+    ) -> _PreparedGrant:
+        """Everything before the audit commit: a denial is audited and raised here."""
         recipient = parse_recipient_key(request.recipient_key, request.recipient_kem)
         envelope = choose_envelope(request.envelopes)
         model = self._catalog.model(check_model_id(request.model))
@@ -255,39 +329,25 @@ class GrantService:
             files=paths,
             **common,
         )
-        try:
-            [index] = self._audit.append([event], change)
-        except QuotaExceeded as exc:
-            self._quotas.refuse(
-                principal, model=model.id, context=context, refusal=exc.detail["refusal"]
-            )
-        except _ExemptionWithdrawn:
-            if not first_try:
-                raise Unavailable("the exemptions changed while deciding; ask again") from None
-            # Decided on a remembered list another replica has since changed:
-            # decide again on a fresh one (a denial now, audited as such).
-            self._exemptions.forget(principal.org)
-            return self.request_grant(principal, request, context, first_try=False)
-        metrics.DECISIONS.labels("allow", str(decision.tier)).inc()
-        return IssuedGrant(
-            {
-                "id": grant_id,
-                "subject": principal.subject,
-                "model": model.id,
-                "revision": revision,
-                "eccn": model.eccn.value,
-                "expires_at": expires_at.isoformat(),
-                "audit_index": index,
-                "key_wrapping": SUITE_NAMES[kem_of(recipient)],
-                "envelope": sealer.version,
-                "grant_key": (
-                    None
-                    if sealer.sealed_grant_key is None
-                    else base64.b64encode(sealer.sealed_grant_key).decode()
-                ),
-                "decision": decision.to_dict(),
-                "files": listed,
-            }
+        body = {
+            "id": grant_id,
+            "subject": principal.subject,
+            "model": model.id,
+            "revision": revision,
+            "eccn": model.eccn.value,
+            "expires_at": expires_at.isoformat(),
+            "key_wrapping": SUITE_NAMES[kem_of(recipient)],
+            "envelope": sealer.version,
+            "grant_key": (
+                None
+                if sealer.sealed_grant_key is None
+                else base64.b64encode(sealer.sealed_grant_key).decode()
+            ),
+            "decision": common["decision"],
+            "files": listed,
+        }
+        return _PreparedGrant(
+            principal, request, context, model.id, first_try, event, change, body, decision.tier
         )
 
     def _select_files(

@@ -40,11 +40,11 @@ _TAGS = [
 
 
 # Threads a serving process runs its synchronous handlers on (anyio's default is
-# 40). The grant path is CPU work under the GIL plus one wait for its audit
-# commit. While each file cost a GIL hand-off, 8 threads gave twice the
-# grants/s of 40; with those gone, 16 threads wait on commits in larger
-# batches: with `python -m benchmarks grants`, 0.50-0.55 of the bare endpoint
-# against 0.44-0.46 with 8, and no more with 32.
+# 40). The grant route holds one only for its CPU work: it awaits its audit
+# commit on the event loop. Fewer threads than connections keep the GIL from
+# being handed round more than the work needs; 4 and 16 measured alike with
+# `python -m benchmarks grants`, and 16 keeps slow synchronous routes (the
+# audit reads) from queueing behind each other.
 REQUEST_THREADS = 16
 
 

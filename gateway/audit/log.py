@@ -99,10 +99,25 @@ class AuditLog:
         indices, logged = self._sequencer.submit_for_entries(
             events, change, timeout=self._append_timeout
         )
+        self._tell_subscribers(logged, indices)
+        return indices
+
+    async def append_awaiting(
+        self, events: Sequence[Mapping[str, Any]], change: Change | None = None
+    ) -> list[int]:
+        """``append`` for the event loop: the commit is awaited, not waited for in a thread."""
+        for event in events:
+            check_event(event)
+        indices, logged = await self._sequencer.submit_awaiting(
+            events, change, timeout=self._append_timeout
+        )
+        self._tell_subscribers(logged, indices)
+        return indices
+
+    def _tell_subscribers(self, logged: Sequence[Mapping[str, Any]], indices: list[int]) -> None:
         for subscriber in self._subscribers:
             for event, index in zip(logged, indices, strict=True):
                 subscriber({**event, "index": index, "origin": self.origin})
-        return indices
 
     def subscribe(self, subscriber: Callable[[Mapping[str, Any]], None]) -> None:
         """Be told of every entry once it is durable (must not block: it runs in the request)."""

@@ -21,6 +21,7 @@ takes). Closing drains what is queued and refuses what comes after.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import queue
 import threading
@@ -153,6 +154,34 @@ class Sequencer:
         self, events: Sequence[Mapping[str, Any]], change: Change | None, *, timeout: float
     ) -> tuple[list[int], Sequence[Mapping[str, Any]]]:
         """As ``submit``, with the events as logged (completed by the change, if it did)."""
+        pending = self._enqueue(events, change)
+        try:
+            return pending.result.result(timeout=timeout), pending.events
+        except FutureTimeout:
+            _give_up(pending)
+        # Its batch has started: the answer is whatever that transaction decides.
+        return pending.result.result(), pending.events
+
+    async def submit_awaiting(
+        self, events: Sequence[Mapping[str, Any]], change: Change | None, *, timeout: float
+    ) -> tuple[list[int], Sequence[Mapping[str, Any]]]:
+        """As ``submit_for_entries``, awaited on the event loop: no thread waits for the commit.
+
+        Cancelled (the request's task ended) while still queued, the request is
+        dropped and never commits, as one whose caller timed out.
+        """
+        pending = self._enqueue(events, change)
+        try:
+            # The wrapper's cancellation cancels ``pending.result``, which only
+            # succeeds while the request is still queued.
+            return await asyncio.wait_for(asyncio.wrap_future(pending.result), timeout), (
+                pending.events
+            )
+        except TimeoutError:
+            _give_up(pending)
+        return await asyncio.wrap_future(pending.result), pending.events
+
+    def _enqueue(self, events: Sequence[Mapping[str, Any]], change: Change | None) -> _Pending:
         if self._closed:
             metrics.AUDIT_APPENDS_REFUSED.labels("closed").inc()
             raise Unavailable("the gateway is shutting down; nothing was granted")
@@ -165,18 +194,7 @@ class Sequencer:
                 "the audit log is busy; nothing was granted", retry_after=RETRY_AFTER_SECONDS
             ) from None
         metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
-        try:
-            return pending.result.result(timeout=timeout), pending.events
-        except FutureTimeout:
-            if pending.result.cancel():
-                # Still queued: the writer will skip it, so it never commits.
-                metrics.AUDIT_APPENDS_REFUSED.labels("timeout").inc()
-                raise Unavailable(
-                    "the audit log did not confirm in time; nothing was granted",
-                    retry_after=RETRY_AFTER_SECONDS,
-                ) from None
-        # Its batch has started: the answer is whatever that transaction decides.
-        return pending.result.result(), pending.events
+        return pending
 
     def check(self, *, timeout: float) -> None:
         """Raise Unavailable unless appends commit: for readiness.
@@ -426,6 +444,16 @@ class Sequencer:
             raise IntegrityError(f"the checkpoint row of size {size} does not match its note")
         self._verified = (note, signed)
         return signed
+
+
+def _give_up(pending: _Pending) -> None:
+    """Its caller stopped waiting: refuse it if still queued (it never commits), else return."""
+    if pending.result.cancel():
+        metrics.AUDIT_APPENDS_REFUSED.labels("timeout").inc()
+        raise Unavailable(
+            "the audit log did not confirm in time; nothing was granted",
+            retry_after=RETRY_AFTER_SECONDS,
+        ) from None
 
 
 def _completed(event: Mapping[str, Any], completion: Mapping[str, Any]) -> Mapping[str, Any]:

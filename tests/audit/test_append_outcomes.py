@@ -1,5 +1,7 @@
 """Honest append outcomes: a full queue refuses at once, a 503 never commits, shutdown drains.
 
+Requests awaited on an event loop (the grant route) keep the same promises.
+
 The writer is held up by another connection holding SQLite's write lock, as a
 slow disk or a long transaction would; nothing here sleeps.
 """
@@ -9,10 +11,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 
 import pytest
+from anyio.from_thread import start_blocking_portal
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -151,3 +155,61 @@ def test_a_commit_whose_acknowledgement_is_lost_is_reported_as_committed(
     finally:
         writer.close()
     assert _logged(services) == ["user-1"]
+
+
+def test_an_awaited_request_answered_503_never_commits_later(services: Services) -> None:
+    writer = sequencer(services, max_queued=16)
+    with (
+        start_blocking_portal() as portal,
+        ThreadPoolExecutor(1) as pool,
+        write_lock_held(services),
+    ):
+        first = pool.submit(writer.submit, [decision_event(services, 1)], None, timeout=30)
+        wait_until(lambda: writer.committing == 1)  # its batch began
+        late = partial(writer.submit_awaiting, [decision_event(services, 2)], None, timeout=0.05)
+        with pytest.raises(Unavailable, match="did not confirm in time"):
+            portal.call(late)
+    assert first.result(timeout=30) == [0]
+    writer.close()
+    assert _logged(services) == ["user-1"]
+
+
+def test_an_awaited_request_whose_task_ends_while_queued_never_commits(
+    services: Services,
+) -> None:
+    writer = sequencer(services, max_queued=16)
+    with (
+        start_blocking_portal() as portal,
+        ThreadPoolExecutor(1) as pool,
+        write_lock_held(services),
+    ):
+        first = pool.submit(writer.submit, [decision_event(services, 1)], None, timeout=30)
+        wait_until(lambda: writer.committing == 1)
+        queued = portal.start_task_soon(
+            partial(writer.submit_awaiting, [decision_event(services, 2)], None, timeout=30)
+        )
+        wait_until(lambda: writer.queued == 1)
+        queued.cancel()  # the request's task is cancelled (a server shutting down)
+        with pytest.raises(CancelledError):
+            queued.result(timeout=30)
+    assert first.result(timeout=30) == [0]
+    writer.close()
+    assert _logged(services) == ["user-1"]
+
+
+def test_awaited_requests_commit_in_one_batch_and_learn_their_indices(
+    services: Services,
+) -> None:
+    writer = sequencer(services, max_queued=16)
+    with start_blocking_portal() as portal, write_lock_held(services):
+        futures = [
+            portal.start_task_soon(
+                partial(writer.submit_awaiting, [decision_event(services, n)], None, timeout=30)
+            )
+            for n in range(3)
+        ]
+        wait_until(lambda: writer.committing + writer.queued == 3)
+    indices = sorted(i for f in futures for i in f.result(timeout=30)[0])
+    writer.close()
+    assert indices == [0, 1, 2]
+    assert sorted(_logged(services)) == ["user-0", "user-1", "user-2"]

@@ -30,7 +30,7 @@ HEX = r"^[0-9a-f]*$"
     response_description="The grant: its decision, and each file's URL and sealed key.",
     responses=responses(403, 404, 429, 503),
 )
-def create_grant(
+async def create_grant(
     body: GrantBody, principal: PrincipalDep, services: ServicesDep, context: ContextDep
 ) -> dict[str, Any]:
     """Ask for a model's weights: decided under the export policy, audited, then granted.
@@ -41,6 +41,8 @@ def create_grant(
     is a 403 problem with the ``reasons``, and is audited like a grant.
     Nothing is granted unless its audit entry is durable first.
     """
+    # Async so that no request thread is held while the audit batch commits:
+    # the service runs its blocking part in a worker thread and awaits the commit.
     request = GrantRequest(
         body.model,
         body.revision,
@@ -52,7 +54,7 @@ def create_grant(
         envelopes=tuple(body.envelopes or ()),
     )
     with metrics.timed(metrics.GRANT_SECONDS):
-        return services.grants.request_grant(principal, request, context).body
+        return (await services.grants.request_grant_awaiting(principal, request, context)).body
 
 
 @router.get(
