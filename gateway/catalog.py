@@ -85,6 +85,7 @@ class PublishedFile:
     # Written into every grant of the file, so worked out once, when read.
     url_path: str  # the path, percent-encoded for a URL
     header_base64: str
+    unwrap_request: tuple[str, bytes, dict[str, str]]  # the keystore's (KEK id, wrap, context)
 
     @classmethod
     def of(cls, row: ModelFile) -> PublishedFile:
@@ -104,6 +105,11 @@ class PublishedFile:
             wrapped_key=row.wrapped_key,
             url_path=quote(row.path),
             header_base64=base64.b64encode(row.header).decode(),
+            unwrap_request=(
+                row.kek_id,
+                row.wrapped_key,
+                key_context(row.model_id, row.revision, row.path, row.file_version),
+            ),
         )
 
 

@@ -26,7 +26,7 @@ from gateway import metrics
 from gateway.audit.events import RequestContext, build_event
 from gateway.audit.log import AuditLog
 from gateway.audit.sequencer import Change, Insert
-from gateway.catalog import Catalog, PublishedFile, key_context
+from gateway.catalog import Catalog, PublishedFile
 from gateway.clock import Clock, as_utc
 from gateway.context.geoip import GeoIp
 from gateway.context.policy_source import PolicySource
@@ -267,20 +267,11 @@ class GrantService:
         )
         # The first refusal ends the grant, so one count around the loop is exact.
         with metrics.keystore_call("unwrap"):
-            data_keys = self._keystore.unwrap_many(
-                [
-                    (
-                        f.kek_id,
-                        f.wrapped_key,
-                        key_context(f.model_id, f.revision, f.path, f.file_version),
-                    )
-                    for f in files
-                ]
-            )
+            data_keys = self._keystore.unwrap_many([f.unwrap_request for f in files])
         wrapped = sealer.seal_file_keys(
             [(key, f.path, f.file_version) for key, f in zip(data_keys, files, strict=True)]
         )
-        listed = [self._file_entry(grant_id, f, key) for f, key in zip(files, wrapped, strict=True)]
+        listed = self._file_entries(grant_id, files, wrapped)
         paths = [f.path for f in files]
 
         grant_row = {
@@ -373,26 +364,38 @@ class GrantService:
             raise NotFound(f"no file of {model_id}@{revision} matches the include/exclude patterns")
         return files
 
-    def _file_entry(self, grant_id: str, row: PublishedFile, wrapped: bytes) -> dict[str, Any]:
-        return {
-            "path": row.path,
-            "size": row.plaintext_size,
-            "ciphertext_size": row.ciphertext_size,
-            "sha256": row.plaintext_sha256,
-            "algorithm": row.algorithm,
-            "file_version": row.file_version,
-            "header": row.header_base64,
-            "wrapped_key": base64.b64encode(wrapped).decode(),
-            "url": f"{self._public_url}/v1/grants/{grant_id}/files/{row.url_path}"
-            f"?cap={self._capability(grant_id, row.path)}",
-        }
+    def _file_entries(
+        self, grant_id: str, files: list[PublishedFile], wrapped: list[bytes]
+    ) -> list[dict[str, Any]]:
+        """Each file as the response lists it; what the files share is written once."""
+        url = f"{self._public_url}/v1/grants/{grant_id}/files/"
+        # The capability's keyed state, past the grant id: one copy and update a file.
+        # (A copy, not the one-shot hmac.digest(), which lets go of the GIL on
+        # every call: in a busy thread pool, each release queues the thread again.)
+        mac = self._url_mac.copy()
+        mac.update(_capability_prefix(grant_id))
+        entries = []
+        for row, key in zip(files, wrapped, strict=True):
+            capability = mac.copy()
+            capability.update(row.path.encode())
+            entries.append(
+                {
+                    "path": row.path,
+                    "size": row.plaintext_size,
+                    "ciphertext_size": row.ciphertext_size,
+                    "sha256": row.plaintext_sha256,
+                    "algorithm": row.algorithm,
+                    "file_version": row.file_version,
+                    "header": row.header_base64,
+                    "wrapped_key": base64.b64encode(key).decode(),
+                    "url": f"{url}{row.url_path}?cap={capability.hexdigest()}",
+                }
+            )
+        return entries
 
     def _capability(self, grant_id: str, path: str) -> str:
-        # A copy of the keyed state, updated: the one-shot hmac.digest() lets go
-        # of the GIL on every call, and in a busy thread pool each release puts
-        # the thread back in the queue for it, once per file of every grant.
         mac = self._url_mac.copy()
-        mac.update(f"grant-file\x00{grant_id}\x00{path}".encode())
+        mac.update(_capability_prefix(grant_id) + path.encode())
         return mac.hexdigest()
 
     def _load_grant(self, grant_id: str) -> Grant:
@@ -523,6 +526,11 @@ class GrantService:
 
 class _ExemptionWithdrawn(Exception):
     """The exemption a decision relied on is no longer in force; its grant was rolled back."""
+
+
+def _capability_prefix(grant_id: str) -> bytes:
+    """A file URL's capability is the URL key's HMAC of this and the file's path."""
+    return f"grant-file\x00{grant_id}\x00".encode()
 
 
 def new_grant_id() -> str:

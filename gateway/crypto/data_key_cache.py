@@ -71,8 +71,10 @@ class CachedKeystore:
         """
         if self._lifetime <= timedelta(0) or self._max_entries <= 0:
             return [self.backing.unwrap(*item) for item in items]
+        # The context in its own order: the same context in another order is
+        # only a miss, never a wrong key.
         keys: list[_Key] = [
-            (kek_id, wrapped, tuple(sorted(context.items()))) for kek_id, wrapped, context in items
+            (kek_id, wrapped, tuple(context.items())) for kek_id, wrapped, context in items
         ]
         now = self._clock.now()
         found: list[bytes | None] = []

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -89,13 +90,16 @@ class GrantBinding:
         with every value a string, the general encoder's walk is all overhead.
         A property test holds it to ``canonical_json``.
         """
+        middle, tail = self._file_key_aad_parts
+        aad = f'{{"file_version":{json_string(file_version)}{middle}{json_string(path)}{tail}'
+        return FILE_KEY_LABEL + aad.encode()
+
+    @cached_property
+    def _file_key_aad_parts(self) -> tuple[str, str]:
+        """What every file's AAD shares, around its path: written once a grant."""
         return (
-            FILE_KEY_LABEL
-            + (
-                f'{{"file_version":{json_string(file_version)},"grant_id":{json_string(self.grant_id)},'
-                f'"model":{json_string(self.model)},"path":{json_string(path)},'
-                f'"revision":{json_string(self.revision)}}}'
-            ).encode()
+            f',"grant_id":{json_string(self.grant_id)},"model":{json_string(self.model)},"path":',
+            f',"revision":{json_string(self.revision)}}}',
         )
 
     def v1_info(self, path: str) -> bytes:
