@@ -58,7 +58,7 @@ SECONDS = 10
 WARM_UP = 3
 # Bare and grant runs alternate this many times; the medians are compared, so
 # one noisy neighbour on a shared machine does not decide the ratio.
-ROUNDS = 3
+ROUNDS = 5
 WORKERS = 2
 AGED_ENTRIES = 200_000
 BIN = Path(sys.executable).parent
