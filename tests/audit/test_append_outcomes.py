@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from functools import partial
 
 import pytest
-from anyio.from_thread import start_blocking_portal
+from anyio.from_thread import BlockingPortal, start_blocking_portal
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -157,8 +157,11 @@ def test_a_commit_whose_acknowledgement_is_lost_is_reported_as_committed(
     assert _logged(services) == ["user-1"]
 
 
-def test_an_awaited_request_answered_503_never_commits_later(services: Services) -> None:
-    writer = sequencer(services, max_queued=16)
+@contextmanager
+def awaiting_behind_a_stuck_batch(
+    services: Services, writer: Sequencer
+) -> Iterator[BlockingPortal]:
+    """An event loop to await requests on, while user-1's batch waits for the write lock."""
     with (
         start_blocking_portal() as portal,
         ThreadPoolExecutor(1) as pool,
@@ -166,10 +169,16 @@ def test_an_awaited_request_answered_503_never_commits_later(services: Services)
     ):
         first = pool.submit(writer.submit, [decision_event(services, 1)], None, timeout=30)
         wait_until(lambda: writer.committing == 1)  # its batch began
+        yield portal
+    assert first.result(timeout=30) == [0]
+
+
+def test_an_awaited_request_answered_503_never_commits_later(services: Services) -> None:
+    writer = sequencer(services, max_queued=16)
+    with awaiting_behind_a_stuck_batch(services, writer) as portal:
         late = partial(writer.submit_awaiting, [decision_event(services, 2)], None, timeout=0.05)
         with pytest.raises(Unavailable, match="did not confirm in time"):
             portal.call(late)
-    assert first.result(timeout=30) == [0]
     writer.close()
     assert _logged(services) == ["user-1"]
 
@@ -178,13 +187,7 @@ def test_an_awaited_request_whose_task_ends_while_queued_never_commits(
     services: Services,
 ) -> None:
     writer = sequencer(services, max_queued=16)
-    with (
-        start_blocking_portal() as portal,
-        ThreadPoolExecutor(1) as pool,
-        write_lock_held(services),
-    ):
-        first = pool.submit(writer.submit, [decision_event(services, 1)], None, timeout=30)
-        wait_until(lambda: writer.committing == 1)
+    with awaiting_behind_a_stuck_batch(services, writer) as portal:
         queued = portal.start_task_soon(
             partial(writer.submit_awaiting, [decision_event(services, 2)], None, timeout=30)
         )
@@ -192,7 +195,6 @@ def test_an_awaited_request_whose_task_ends_while_queued_never_commits(
         queued.cancel()  # the request's task is cancelled (a server shutting down)
         with pytest.raises(CancelledError):
             queued.result(timeout=30)
-    assert first.result(timeout=30) == [0]
     writer.close()
     assert _logged(services) == ["user-1"]
 
