@@ -80,12 +80,11 @@ class PublishedFile:
     algorithm: str
     object_key: str
     object_version: str
-    kek_id: str
-    wrapped_key: bytes
     # Written into every grant of the file, so worked out once, when read.
     url_path: str  # the path, percent-encoded for a URL
     header_base64: str
-    unwrap_request: tuple[str, bytes, dict[str, str]]  # the keystore's (KEK id, wrap, context)
+    # What the keystore unwraps the file's data key from: (KEK id, wrapped key, context).
+    unwrap_request: tuple[str, bytes, dict[str, str]]
 
     @classmethod
     def of(cls, row: ModelFile) -> PublishedFile:
@@ -101,8 +100,6 @@ class PublishedFile:
             algorithm=row.algorithm,
             object_key=row.object_key,
             object_version=row.object_version,
-            kek_id=row.kek_id,
-            wrapped_key=row.wrapped_key,
             url_path=quote(row.path),
             header_base64=base64.b64encode(row.header).decode(),
             unwrap_request=(
